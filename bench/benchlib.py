@@ -1,0 +1,219 @@
+"""Shared helpers for the dialbase benchmarks: wrk, servers, databases, RSS."""
+
+import http.client
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+RESULTS = BENCH / "results"
+VENV_BIN = ROOT / ".venv" / "bin"
+PYTHON = VENV_BIN / "python"
+DIALBASE = VENV_BIN / "dialbase"
+LUA = BENCH / "ingest.lua"
+API_KEY = "benchkey123"
+PG_URL = "postgresql://postgres@127.0.0.1:5432/{}"
+PSQL = ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qAt", "-v", "ON_ERROR_STOP=1"]
+SERVER_ENV = {"DIALBASE_LOG_LEVEL": "warning", "DIALBASE_IP_RATE_LIMIT": "100000000"}
+REFERENCE_CMD = "{python} bench/reference_app.py --port {port} --database-url {url}"
+DIALBASE_CMD = "{dialbase} serve --host 127.0.0.1 --port {port} --database-url {url}"
+
+
+def die(msg: str) -> None:
+    sys.exit(f"bench: error: {msg}")
+
+
+def run(cmd: list, **kw) -> subprocess.CompletedProcess:
+    """Run a command with a bounded runtime, capturing text output."""
+    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True,
+                          timeout=kw.pop("timeout", 120), cwd=ROOT, **kw)
+
+
+def ensure_wrk() -> None:
+    if shutil.which("wrk"):
+        return
+    print("bench: wrk not found, installing it with apt-get ...", flush=True)
+    steps = (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "wrk"])
+    if not all(run(s, timeout=600).returncode == 0 for s in steps) or not shutil.which("wrk"):
+        die("wrk is missing and 'apt-get install -y wrk' failed (needs root and Debian's archive)")
+
+
+def pinned(cpu: int) -> list:
+    """taskset prefix pinning a command to one CPU, when taskset and 2+ CPUs exist."""
+    return ["taskset", "-c", str(cpu)] if shutil.which("taskset") and os.cpu_count() > 1 else []
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def psql(sql: str) -> None:
+    if not shutil.which("psql"):
+        die("psql not found (apt-get install -y postgresql-client)")
+    res = run(PSQL + ["-c", sql], timeout=60)
+    if res.returncode:
+        die(f"psql {sql!r} failed: {res.stderr.strip()}")
+
+
+@contextmanager
+def fresh_database(backend: str, tag: str):
+    """Yield the URL of a new, empty database; delete it afterwards."""
+    if backend == "sqlite":
+        tmp = tempfile.mkdtemp(prefix="dialbase-bench-")
+        try:
+            yield f"sqlite:///{tmp}/{tag}.db"
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return
+    name = f"dialbase_bench_{os.getpid()}_{tag}"
+    psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    psql(f"CREATE DATABASE {name}")
+    try:
+        yield PG_URL.format(name)
+    finally:
+        psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def dialbase_setup(url: str) -> str:
+    """Create the bench account and campaign with the dialbase CLI; return the API key."""
+    if not DIALBASE.exists():
+        die(f"{DIALBASE} not found: install dialbase into the venv (pip install -e .)")
+    account = [DIALBASE, "account", "create", "--username", "bench", "--api-key", API_KEY,
+               "--rate-limit", "100000000", "--database-url", url]
+    campaign = [DIALBASE, "campaign", "create", "--username", "bench", "--name", "Bench",
+                "--dial-type", "Progressive", "--database-url", url]
+    outputs = []
+    for cmd in (account, campaign):
+        res = run(cmd, env={**os.environ, **SERVER_ENV})
+        if res.returncode:
+            die(f"{shlex.join(map(str, cmd))} failed:\n{res.stdout}{res.stderr}")
+        outputs.append(res.stdout)
+    return outputs[0].strip().splitlines()[-1].strip()
+
+
+def _ppid(pid: str) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def process_tree(root: int) -> list:
+    """PIDs of root and all its descendants."""
+    parents = {}
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                parents[int(p.name)] = _ppid(p.name)
+            except (OSError, ValueError, IndexError):
+                pass
+    tree, frontier = [root], [root]
+    while frontier:
+        frontier = [pid for pid, ppid in parents.items() if ppid in frontier]
+        tree += frontier
+    return tree
+
+
+def rss_kb(pid: int) -> int:
+    """Resident memory (VmRSS) of pid plus its descendants, in KiB."""
+    total = 0
+    for p in process_tree(pid):
+        try:
+            lines = Path(f"/proc/{p}/status").read_text().splitlines()
+        except OSError:
+            continue
+        total += sum(int(line.split()[1]) for line in lines if line.startswith("VmRSS:"))
+    return total
+
+
+class Server:
+    """A server in its own process group, pinned to CPU 0, logging to a temp file."""
+
+    def __init__(self, cmd: list, env: dict, port: int):
+        self.port, self.cmd = port, [str(c) for c in cmd]
+        self.log = tempfile.NamedTemporaryFile(prefix="dialbase-bench-", suffix=".log")
+        self.proc = subprocess.Popen(pinned(0) + self.cmd, cwd=ROOT, env={**os.environ, **env},
+                                     stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        self.pid = self.proc.pid  # taskset and console scripts exec, so this is the server
+
+    def log_tail(self, n: int = 30) -> str:
+        return "\n".join(Path(self.log.name).read_text(errors="replace").splitlines()[-n:])
+
+    def healthy(self) -> bool:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+        try:
+            conn.request("GET", "/healthz")
+            return conn.getresponse().status == 200
+        except OSError:
+            return False
+        finally:
+            conn.close()
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.healthy():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                die(f"server not ready: {shlex.join(self.cmd)}\n--- log tail ---\n{self.log_tail()}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        for sig, wait in ((signal.SIGINT, 15), (signal.SIGKILL, 5)):
+            try:
+                os.killpg(self.pid, sig)
+                self.proc.wait(wait)
+                break
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                continue
+        self.log.close()
+
+
+@contextmanager
+def running_server(cmd: list, env: dict, port: int):
+    server = Server(cmd, env, port)
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+def run_wrk(port: int, seconds: float, run_index: int, api_key: str,
+            connections: int = 32, threads: int = 1) -> dict:
+    """One wrk run with ingest.lua; returns its BENCH_RESULT plus rps and non_2xx."""
+    cmd = pinned(1) + ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s",
+                       "--latency", "-s", LUA, f"http://127.0.0.1:{port}/ca_apis/AddCampaignData",
+                       "--", run_index, api_key]
+    res = run(cmd, timeout=seconds + 60)
+    line = next((ln for ln in res.stdout.splitlines() if ln.startswith("BENCH_RESULT ")), None)
+    if res.returncode or not line:
+        die(f"wrk failed ({res.returncode}):\n{res.stdout}{res.stderr}")
+    result = orjson.loads(line.split(" ", 1)[1])
+    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    result["non_2xx"] = sum(n for code, n in result["status"].items() if not code.startswith("2"))
+    return result
+
+
+@contextmanager
+def serve_app(template: str, backend: str, tag: str):
+    """Fresh database, dialbase CLI setup (real dialbase only) and a ready server.
+
+    template is REFERENCE_CMD, DIALBASE_CMD or a test stand-in using the same
+    {python} {dialbase} {port} {url} fields.  Yields (server, api_key).
+    """
+    with fresh_database(backend, tag) as url:
+        key = dialbase_setup(url) if template == DIALBASE_CMD else API_KEY
+        port = free_port()
+        cmd = shlex.split(template.format(python=PYTHON, dialbase=DIALBASE, port=port, url=url))
+        with running_server(cmd, {**SERVER_ENV, "DIALBASE_DATABASE_URL": url}, port) as server:
+            yield server, key

@@ -1,0 +1,142 @@
+"""Accounts: creation, settings, API key checks. No web framework here."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dialbase.accounts.models import Account, AuthMode, ConfigRevision
+from dialbase.errors import Conflict, Invalid, NotFound
+
+MAX_RATE_LIMIT = 1_000_000_000
+
+
+def hash_api_key(api_key: str) -> str:
+    """SHA-256 of the key. Keys are random 256-bit strings, so a fast hash is enough."""
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def key_matches(account_hash: str, api_key: str) -> bool:
+    return hmac.compare_digest(account_hash, hash_api_key(api_key))
+
+
+def new_api_key() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def check_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise Invalid(f"unknown time zone {name!r}: use an IANA name such as Asia/Kolkata") from exc
+    return name
+
+
+def check_auth_mode(mode: str) -> str:
+    try:
+        return AuthMode(mode.upper()).value
+    except ValueError as exc:
+        allowed = ", ".join(m.value for m in AuthMode)
+        raise Invalid(f"unknown auth mode {mode!r}: use one of {allowed}") from exc
+
+
+def check_rate_limit(limit: int) -> int:
+    if not 1 <= limit <= MAX_RATE_LIMIT:
+        raise Invalid(f"rate limit must be between 1 and {MAX_RATE_LIMIT} requests per minute")
+    return limit
+
+
+def check_api_key(api_key: str) -> str:
+    if len(api_key.strip()) < 8 or api_key != api_key.strip():
+        raise Invalid("an API key needs at least 8 characters and no surrounding spaces")
+    return api_key
+
+
+async def bump_revision(session: AsyncSession) -> None:
+    """Tell every worker's cache that accounts or campaigns changed."""
+    await session.execute(
+        update(ConfigRevision).where(ConfigRevision.id == 1).values(value=ConfigRevision.value + 1)
+    )
+
+
+async def create_account(
+    session: AsyncSession,
+    username: str,
+    *,
+    api_key: str | None = None,
+    auth_mode: str = AuthMode.BASIC_AUTH.value,
+    timezone: str = "UTC",
+    rate_limit: int = 100,
+) -> tuple[Account, str]:
+    """Create an account; returns it with its API key in clear (shown once, never stored)."""
+    username = username.strip()
+    if not username:
+        raise Invalid("a user name must not be blank")
+    key = check_api_key(api_key) if api_key is not None else new_api_key()
+    account = Account(
+        username=username,
+        api_key_hash=hash_api_key(key),
+        auth_mode=check_auth_mode(auth_mode),
+        timezone=check_timezone(timezone),
+        rate_limit=check_rate_limit(rate_limit),
+    )
+    session.add(account)
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise Conflict(f"an account named {username!r} already exists") from exc
+    await bump_revision(session)
+    return account, key
+
+
+async def get_account(session: AsyncSession, username: str) -> Account:
+    account = await session.scalar(select(Account).where(Account.username == username.strip()))
+    if account is None:
+        raise NotFound(f"no account named {username!r}")
+    return account
+
+
+async def update_account(
+    session: AsyncSession,
+    username: str,
+    *,
+    auth_mode: str | None = None,
+    timezone: str | None = None,
+    rate_limit: int | None = None,
+    api_key: str | None = None,
+) -> Account:
+    account = await get_account(session, username)
+    if auth_mode is not None:
+        account.auth_mode = check_auth_mode(auth_mode)
+    if timezone is not None:
+        account.timezone = check_timezone(timezone)
+    if rate_limit is not None:
+        account.rate_limit = check_rate_limit(rate_limit)
+    if api_key is not None:
+        account.api_key_hash = hash_api_key(check_api_key(api_key))
+    await session.flush()
+    await bump_revision(session)
+    return account
+
+
+async def authenticate(session: AsyncSession, username: str, api_key: str) -> Account | None:
+    account = await session.scalar(select(Account).where(Account.username == username))
+    if account is None or not key_matches(account.api_key_hash, api_key):
+        return None
+    return account
+
+
+def account_view(account: Account) -> dict[str, object]:
+    return {
+        "username": account.username,
+        "authMode": account.auth_mode,
+        "timezone": account.timezone,
+        "rateLimit": account.rate_limit,
+        "createdAt": account.created_at.isoformat(),
+    }

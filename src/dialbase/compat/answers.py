@@ -1,0 +1,64 @@
+"""The bodies of the AddCampaignData contract, spelled exactly as clients match them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+Body = dict[str, Any]
+
+
+def _false(message: str) -> Body:
+    return {"status": "false", "message": message, "data": None}
+
+
+API_KEY_MISSING = _false("Api Key Should Not be Null or Empty.")  # check 1
+USERNAME_MISSING = _false("Username Should Not be Null or Empty.")  # check 2
+INVALID_USER = _false("Invalid User Details")  # check 3
+NOT_BASIC_AUTH = _false("Invalid action.")  # check 4
+CAMPAIGN_MISSING = {"status": "Error", "message": "Please provide campaign details"}  # 5
+CAMPAIGN_UNKNOWN = {"status": "FAIL", "message": "No User Found or Campaign Name is Invalid"}  # 6
+NOT_OUTBOUND = {"status": "Fail", "message": "The selected campaign is not outbound"}  # 7
+BAD_PHONE = {  # check 8
+    "status": "error",
+    "message": "phone number should be numeric and must be between 3 to 16 digits"
+    " and allows prefix +",
+}
+BAD_PRIORITY = {  # check 9
+    "status": "Error",
+    "message": "The priority value must be numeric and range from 0 to 99.",
+}
+BAD_DATE = {  # check 10
+    "status": "Error",
+    "message": "Invalid date format. Please pass date in format yyyy-MM-dd HH:mm:ss or yyyy-MM-dd",
+}
+PAST_DATE = {"status": "Error", "message": "The expiry date and time must be in the future"}  # 11
+AGENT_MISSING = {"status": "FAIL", "message": "Agent Is Empty!"}  # check 12
+AGENT_UNMAPPED = {"status": "FAIL", "message": "Agent is not correctly mapped!"}  # check 13
+BAD_SKILL = {"status": "FAIL", "message": "Please provide valid skill"}  # check 14
+DUPLICATE_SKILLWISE = {"status": "Success", "message": "Number Already Existed"}  # check 15
+DUPLICATE = {"status": "SUCCESS", "message": "Number Already Exist"}  # check 16
+UPDATED_ROUTED = {"status": "SUCCESS", "message": "SuccessFully Updated"}
+
+
+def updated(dial_type: str) -> Body:
+    return {"status": "Success", "message": f"SuccessFully Updated {dial_type} Campaign"}
+
+
+def started(dial_type: str) -> Body:
+    return {"status": "SUCCESS", "message": f"SuccessFully Updated, {dial_type} was started"}
+
+
+def already_started(campaign: str) -> Body:
+    return {"status": "Success", "message": f"Campaign {campaign} Is Already Started"}
+
+
+def stopped(dial_type: str) -> Body:
+    return {"status": "Success", "message": f"SuccessFully Updated {dial_type} Campaign Stoped"}
+
+
+def invalid_action(dial_type: str) -> Body:
+    return {
+        "status": "Success",
+        "message": "Please pass the valid Campaign action SuccessFully Updated"
+        f" {dial_type} Campaign Data",
+    }

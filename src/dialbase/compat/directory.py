@@ -1,0 +1,120 @@
+"""A worker's cache of accounts and campaigns, kept exact by the configuration revision.
+
+Entries are loaded on first use and remember the revision they were read at. Every
+change of an account or a campaign (CLI or API, any process) raises the revision in the
+database. A write batch refuses leads checked against an older revision; a rejected
+request is checked again when the revision moved. Nothing is ever cached as missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from dialbase.accounts.models import Account, ConfigRevision
+from dialbase.campaigns.models import Campaign
+
+
+@dataclass(frozen=True, slots=True)
+class AccountInfo:
+    id: int
+    username: str
+    api_key_hash: str
+    auth_mode: str
+    zone: ZoneInfo
+    rate_limit: int
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignInfo:
+    id: int
+    name: str
+    direction: str
+    dial_type: str
+    routing: str
+    agents: frozenset[str]
+    skills: frozenset[str]
+    revision: int
+
+
+class Directory:
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self._sessionmaker = sessionmaker
+        self.revision = -1
+        self._accounts: dict[str, AccountInfo] = {}
+        self._campaigns: dict[tuple[int, str], CampaignInfo] = {}
+
+    def _advance(self, revision: int) -> None:
+        if revision > self.revision:
+            self.revision = revision
+            self._accounts.clear()
+            self._campaigns.clear()
+
+    async def _current_revision(self, session: AsyncSession) -> int:
+        value = await session.scalar(select(ConfigRevision.value).where(ConfigRevision.id == 1))
+        return int(value or 0)
+
+    async def refresh(self) -> bool:
+        """Drop the cache if the database's revision moved; says whether it did."""
+        async with self._sessionmaker() as session:
+            revision = await self._current_revision(session)
+        moved = revision > self.revision
+        self._advance(revision)
+        return moved
+
+    def saw_revision(self, revision: int) -> None:
+        self._advance(revision)
+
+    async def account(self, username: str) -> AccountInfo | None:
+        cached = self._accounts.get(username)
+        if cached is not None:
+            return cached
+        async with self._sessionmaker() as session:
+            revision = await self._current_revision(session)
+            row = await session.scalar(select(Account).where(Account.username == username))
+        self._advance(revision)
+        if row is None:
+            return None
+        info = AccountInfo(
+            id=row.id,
+            username=row.username,
+            api_key_hash=row.api_key_hash,
+            auth_mode=row.auth_mode,
+            zone=ZoneInfo(row.timezone),
+            rate_limit=row.rate_limit,
+            revision=revision,
+        )
+        if revision == self.revision:
+            self._accounts[username] = info
+        return info
+
+    async def campaign(self, account_id: int, name: str) -> CampaignInfo | None:
+        key = (account_id, name)
+        cached = self._campaigns.get(key)
+        if cached is not None:
+            return cached
+        async with self._sessionmaker() as session:
+            revision = await self._current_revision(session)
+            row = await session.scalar(
+                select(Campaign).where(Campaign.account_id == account_id, Campaign.name == name)
+            )
+        self._advance(revision)
+        if row is None:
+            return None
+        info = CampaignInfo(
+            id=row.id,
+            name=row.name,
+            direction=row.direction,
+            dial_type=row.dial_type,
+            routing=row.routing,
+            agents=frozenset(row.agents or ()),
+            skills=frozenset(row.skills or ()),
+            revision=revision,
+        )
+        if revision == self.revision:
+            self._campaigns[key] = info
+        return info

@@ -1,0 +1,36 @@
+"""Settings, read from the environment with the ``DIALBASE_`` prefix.
+
+Every setting has a default that works on a laptop: a SQLite file in the current folder
+and in-process rate-limit counters. The README lists them all.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DIALBASE_", extra="ignore")
+
+    database_url: str = "sqlite:///./dialbase.db"
+    redis_url: str | None = None
+    redis_prefix: str = "dialbase"
+    # Pool settings apply to PostgreSQL only.
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+    db_pool_timeout: float = Field(default=10.0, gt=0)
+    db_connect_timeout: float = Field(default=5.0, gt=0)
+    db_statement_timeout_ms: int = Field(default=10_000, ge=0)
+    # "normal" survives a killed process; "full" also survives a power cut (slower).
+    sqlite_synchronous: str = Field(default="normal", pattern="^(normal|full)$")
+    sqlite_busy_timeout_ms: int = Field(default=10_000, ge=0)
+
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_extra_columns: int = Field(default=50, ge=0)
+    max_extra_key_chars: int = Field(default=64, ge=1)
+    max_extra_value_chars: int = Field(default=1024, ge=1)
+    ip_rate_limit: int = Field(default=100, ge=1)
+    default_rate_limit: int = Field(default=100, ge=1)
+    write_batch_max: int = Field(default=256, ge=1)
+    log_level: str = "info"

@@ -1,0 +1,63 @@
+"""Reading leads back out (export). Writing happens in ``leads.writer``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dialbase.campaigns.models import Campaign
+from dialbase.leads.models import Lead
+
+EXPORT_FIELDS = [
+    "phoneNumber",
+    "name",
+    "priority",
+    "expiryDate",
+    "agentId",
+    "skill",
+    "extra",
+    "status",
+    "attempts",
+    "createdAt",
+]
+
+
+def lead_view(lead: Lead, zone: ZoneInfo) -> dict[str, object]:
+    """A lead as the CLI and the API show it; instants in the account's time zone."""
+    return {
+        "phoneNumber": lead.phone_number,
+        "name": lead.name,
+        "priority": lead.priority,
+        "expiryDate": lead.expires_at.astimezone(zone).isoformat() if lead.expires_at else None,
+        "agentId": lead.agent_id,
+        "skill": lead.skill,
+        "extra": dict(lead.extra or {}),
+        "status": lead.status,
+        "attempts": lead.attempts,
+        "createdAt": lead.created_at.astimezone(zone).isoformat(),
+    }
+
+
+async def iter_leads(
+    session: AsyncSession, campaign: Campaign, zone: ZoneInfo, chunk: int = 1000
+) -> AsyncIterator[dict[str, object]]:
+    """Every lead of a campaign in the order stored, read in chunks (bounded memory)."""
+    last_id = 0
+    while True:
+        rows = (
+            await session.scalars(
+                select(Lead)
+                .where(Lead.campaign_id == campaign.id, Lead.id > last_id)
+                .order_by(Lead.id)
+                .limit(chunk)
+            )
+        ).all()
+        if not rows:
+            return
+        for lead in rows:
+            yield lead_view(lead, zone)
+        last_id = rows[-1].id
+        session.expunge_all()

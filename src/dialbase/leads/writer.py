@@ -1,0 +1,377 @@
+"""Group commit: the leads of concurrent requests are written in one transaction.
+
+A request hands its lead to the writer and waits; the writer takes everything queued,
+writes it in one transaction, commits, and only then answers each request. Every
+guarantee of a one-commit-per-request design holds (a success is committed, the
+duplicate check is exact), but a commit is shared by all requests that arrived while the
+previous one was being written.
+
+Inside the transaction, for each lead in arrival order:
+1. the campaign's number guard (``campaign_numbers``) is inserted if missing; a lead with
+   the duplicate check on whose number was already guarded is a duplicate and is skipped;
+2. the lead is inserted;
+3. its ``action`` starts or stops the campaign.
+The guard's primary key makes the check exact across processes and hosts: a concurrent
+transaction inserting the same number waits for ours and then finds it.
+
+The batch also reads the configuration revision: a lead checked against cached account
+or campaign data older than the database's revision is not written (``STALE``) and the
+request is checked again against fresh data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import sqlite3
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+import asyncpg
+import orjson
+from sqlalchemy.engine import make_url
+
+from dialbase.config import Settings
+from dialbase.db import sqlite_instant, sqlite_path, sqlite_pragmas, utcnow
+from dialbase.errors import DATABASE_DOWN, ServiceUnavailable
+
+log = logging.getLogger("dialbase.writer")
+
+
+class Outcome(enum.Enum):
+    STORED = "stored"
+    DUPLICATE = "duplicate"
+    STALE = "stale"
+
+
+class ActionResult(enum.Enum):
+    STARTED = "started"
+    ALREADY_STARTED = "already_started"
+    STOPPED = "stopped"
+
+
+@dataclass(slots=True)
+class NewLead:
+    campaign_id: int
+    revision: int
+    phone_number: str
+    name: str | None
+    priority: int
+    expires_at: datetime | None
+    agent_id: str | None
+    skill: str | None
+    extra: dict[str, str]
+    check_duplicate: bool
+    action: str | None  # "start", "stop" or None (no action to apply)
+
+
+@dataclass(slots=True)
+class WriteResult:
+    outcome: Outcome
+    action: ActionResult | None = None
+    revision: int = 0
+
+
+@dataclass(slots=True)
+class _Plan:
+    """What a batch does, decided from the guard inserts in arrival order."""
+
+    results: list[WriteResult] = field(default_factory=list)
+    stored: list[NewLead] = field(default_factory=list)
+
+
+def plan_batch(batch: Sequence[NewLead], revision: int, inserted: Sequence[bool]) -> _Plan:
+    """Decide each lead's fate; ``inserted[i]`` says lead i's guard insert added a row."""
+    plan = _Plan()
+    for lead, new_number in zip(batch, inserted, strict=True):
+        if lead.revision < revision:
+            plan.results.append(WriteResult(Outcome.STALE, revision=revision))
+        elif lead.check_duplicate and not new_number:
+            plan.results.append(WriteResult(Outcome.DUPLICATE))
+        else:
+            plan.results.append(WriteResult(Outcome.STORED))
+            plan.stored.append(lead)
+    return plan
+
+
+def _apply_action(result: WriteResult, lead: NewLead, changed: bool) -> None:
+    if lead.action == "start":
+        result.action = ActionResult.STARTED if changed else ActionResult.ALREADY_STARTED
+    elif lead.action == "stop":
+        result.action = ActionResult.STOPPED
+
+
+class BatchStore(Protocol):
+    async def write(self, batch: Sequence[NewLead]) -> list[WriteResult]: ...
+
+    async def close(self) -> None: ...
+
+
+_GUARD_SQL = (
+    "INSERT INTO campaign_numbers (campaign_id, phone_number) VALUES (?, ?) ON CONFLICT DO NOTHING"
+)
+_LEAD_COLUMNS = (
+    "campaign_id, phone_number, name, priority, expires_at, agent_id, skill, extra,"
+    " status, attempts, due_at, created_at"
+)
+_SQLITE_LEAD_SQL = (
+    f"INSERT INTO leads ({_LEAD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?)"
+)
+
+
+class SQLiteBatchStore:
+    """Writes batches through one sqlite3 connection on one dedicated thread."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._path = sqlite_path(settings.database_url)
+        self._pragmas = sqlite_pragmas(settings)
+        self._timeout = settings.sqlite_busy_timeout_ms / 1000
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dialbase-writer")
+        self._conn: sqlite3.Connection | None = None
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            conn = sqlite3.connect(
+                self._path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+            )
+            for pragma in self._pragmas:
+                conn.execute(pragma)
+            self._conn = conn
+        return self._conn
+
+    async def write(self, batch: Sequence[NewLead]) -> list[WriteResult]:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._thread, self._write, batch)
+        except sqlite3.Error as exc:
+            log.error("SQLite write failed: %s", exc)
+            raise ServiceUnavailable(DATABASE_DOWN) from exc
+
+    def _write(self, batch: Sequence[NewLead]) -> list[WriteResult]:
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            results = self._write_in_transaction(conn, batch)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return results
+
+    def _write_in_transaction(
+        self, conn: sqlite3.Connection, batch: Sequence[NewLead]
+    ) -> list[WriteResult]:
+        revision = conn.execute("SELECT value FROM config_revision WHERE id = 1").fetchone()[0]
+        inserted = [
+            conn.execute(_GUARD_SQL, (lead.campaign_id, lead.phone_number)).rowcount == 1
+            if lead.revision >= revision
+            else False
+            for lead in batch
+        ]
+        plan = plan_batch(batch, revision, inserted)
+        now = sqlite_instant(utcnow())
+        conn.executemany(
+            _SQLITE_LEAD_SQL,
+            [
+                (
+                    lead.campaign_id,
+                    lead.phone_number,
+                    lead.name,
+                    lead.priority,
+                    sqlite_instant(lead.expires_at) if lead.expires_at else None,
+                    lead.agent_id,
+                    lead.skill,
+                    orjson.dumps(lead.extra).decode(),
+                    now,
+                    now,
+                )
+                for lead in plan.stored
+            ],
+        )
+        for lead, result in zip(batch, plan.results, strict=True):
+            if result.outcome is Outcome.STORED and lead.action in ("start", "stop"):
+                running = 1 if lead.action == "start" else 0
+                changed = conn.execute(
+                    "UPDATE campaigns SET running = ? WHERE id = ? AND running != ?",
+                    (running, lead.campaign_id, running),
+                ).rowcount
+                _apply_action(result, lead, bool(changed))
+        return plan.results
+
+    async def close(self) -> None:
+        def _close() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        await asyncio.get_running_loop().run_in_executor(self._thread, _close)
+        self._thread.shutdown(wait=True)
+
+
+_PG_GUARD_SQL = """
+INSERT INTO campaign_numbers (campaign_id, phone_number)
+SELECT c, p FROM unnest($1::integer[], $2::text[]) AS t(c, p) ORDER BY c, p
+ON CONFLICT DO NOTHING
+RETURNING campaign_id, phone_number
+"""
+_PG_LEAD_SQL = f"""
+INSERT INTO leads ({_LEAD_COLUMNS})
+SELECT c, p, n, pr, e, a, s, x::json, 'pending', 0, $9, $9
+FROM unnest($1::integer[], $2::text[], $3::text[], $4::integer[], $5::timestamptz[],
+            $6::text[], $7::text[], $8::text[]) AS t(c, p, n, pr, e, a, s, x)
+"""
+_PG_ACTION_SQL = "UPDATE campaigns SET running = $1 WHERE id = $2 AND running IS DISTINCT FROM $1"
+_PG_RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+PG_UNAVAILABLE = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+)
+
+
+def asyncpg_dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class PostgresBatchStore:
+    """Writes each batch with four statements, whatever its size (``unnest`` arrays)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._dsn = asyncpg_dsn(settings.database_url)
+        self._timeout = settings.db_connect_timeout
+        self._command_timeout = max(settings.db_statement_timeout_ms / 1000, 1.0)
+        self._pool: asyncpg.Pool | None = None
+
+    async def _get_pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            self._pool = await asyncpg.create_pool(
+                self._dsn,
+                min_size=1,
+                max_size=2,
+                timeout=self._timeout,
+                command_timeout=self._command_timeout,
+            )
+        return self._pool
+
+    async def write(self, batch: Sequence[NewLead]) -> list[WriteResult]:
+        for attempt in range(5):
+            try:
+                pool = await self._get_pool()
+                async with pool.acquire() as conn, conn.transaction():
+                    return await self._write_in_transaction(conn, batch)
+            except _PG_RETRYABLE:
+                log.info("write batch retried after a deadlock (attempt %d)", attempt + 1)
+                await asyncio.sleep(0.005 * (attempt + 1))
+            except PG_UNAVAILABLE as exc:
+                log.error("PostgreSQL write failed: %s", exc)
+                raise ServiceUnavailable(DATABASE_DOWN) from exc
+        raise ServiceUnavailable(DATABASE_DOWN)
+
+    async def _write_in_transaction(
+        self, conn: asyncpg.Connection, batch: Sequence[NewLead]
+    ) -> list[WriteResult]:
+        revision = await conn.fetchval("SELECT value FROM config_revision WHERE id = 1")
+        live = [lead for lead in batch if lead.revision >= revision]
+        rows = await conn.fetch(
+            _PG_GUARD_SQL,
+            [lead.campaign_id for lead in live],
+            [lead.phone_number for lead in live],
+        )
+        new_numbers = {(row[0], row[1]) for row in rows}
+        inserted = []
+        for lead in batch:  # only the first lead of a newly guarded number is "new"
+            key = (lead.campaign_id, lead.phone_number)
+            inserted.append(key in new_numbers)
+            new_numbers.discard(key)
+        plan = plan_batch(batch, revision, inserted)
+        if plan.stored:
+            await conn.execute(_PG_LEAD_SQL, *_lead_arrays(plan.stored), utcnow())
+        for lead, result in zip(batch, plan.results, strict=True):
+            if result.outcome is Outcome.STORED and lead.action in ("start", "stop"):
+                status = await conn.execute(
+                    _PG_ACTION_SQL, lead.action == "start", lead.campaign_id
+                )
+                _apply_action(result, lead, status != "UPDATE 0")
+        return plan.results
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+
+
+def _lead_arrays(leads: Sequence[NewLead]) -> list[list[Any]]:
+    return [
+        [lead.campaign_id for lead in leads],
+        [lead.phone_number for lead in leads],
+        [lead.name for lead in leads],
+        [lead.priority for lead in leads],
+        [lead.expires_at for lead in leads],
+        [lead.agent_id for lead in leads],
+        [lead.skill for lead in leads],
+        [orjson.dumps(lead.extra).decode() for lead in leads],
+    ]
+
+
+class GroupCommitWriter:
+    """Queues leads from concurrent requests and writes them a batch at a time."""
+
+    def __init__(self, store: BatchStore, max_batch: int) -> None:
+        self._store = store
+        self._max_batch = max_batch
+        self._queue: list[tuple[NewLead, asyncio.Future[WriteResult]]] = []
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def submit(self, lead: NewLead) -> WriteResult:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="dialbase-group-commit")
+        future: asyncio.Future[WriteResult] = asyncio.get_running_loop().create_future()
+        self._queue.append((lead, future))
+        self._wakeup.set()
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._queue:
+                batch = self._queue[: self._max_batch]
+                del self._queue[: self._max_batch]
+                await self._write(batch)
+
+    async def _write(self, batch: list[tuple[NewLead, asyncio.Future[WriteResult]]]) -> None:
+        try:
+            results = await self._store.write([lead for lead, _ in batch])
+        except Exception as exc:
+            if not isinstance(exc, ServiceUnavailable):
+                log.exception("write batch failed")
+                exc = ServiceUnavailable(DATABASE_DOWN)
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            while self._queue:
+                await asyncio.sleep(0.01)
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._store.close()
+
+
+def make_store(settings: Settings, backend: str) -> BatchStore:
+    return SQLiteBatchStore(settings) if backend == "sqlite" else PostgresBatchStore(settings)

@@ -1,0 +1,7 @@
+"""Imports every table so that the metadata is complete (Alembic, tests)."""
+
+from dialbase.accounts.models import Account, ConfigRevision
+from dialbase.campaigns.models import Campaign
+from dialbase.leads.models import CampaignNumber, Lead
+
+__all__ = ["Account", "Campaign", "CampaignNumber", "ConfigRevision", "Lead"]
