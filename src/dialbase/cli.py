@@ -277,8 +277,10 @@ def leads_export(
     campaign: Annotated[str, typer.Option("--campaign", help="The campaign's name.")],
     format: Annotated[str, typer.Option("--format", help="json or csv.")] = "json",
     database_url: DatabaseURL = None,
+    json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
 ) -> None:
     """Print every lead of a campaign (instants in the account's time zone)."""
+    format = "json" if json else format
     if format not in ("json", "csv"):
         fail(f"unknown format {format!r}: use json or csv")
 

@@ -31,6 +31,5 @@ class Settings(BaseSettings):
     max_extra_key_chars: int = Field(default=64, ge=1)
     max_extra_value_chars: int = Field(default=1024, ge=1)
     ip_rate_limit: int = Field(default=100, ge=1)
-    default_rate_limit: int = Field(default=100, ge=1)
     write_batch_max: int = Field(default=256, ge=1)
     log_level: str = "info"

@@ -33,7 +33,8 @@ def run_migrations_online() -> None:
     from dialbase.db import create_engine
 
     async def _main() -> None:
-        engine = create_engine(Settings(database_url=config.get_main_option("sqlalchemy.url")))
+        url = config.get_main_option("sqlalchemy.url") or Settings().database_url
+        engine = create_engine(Settings(database_url=url))
         async with engine.connect() as conn:
             await conn.run_sync(_run)
         await engine.dispose()

@@ -1,0 +1,3 @@
+from dialbase.cli import main
+
+main()
