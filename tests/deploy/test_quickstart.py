@@ -1,0 +1,48 @@
+"""The README's quick start, on a real ``dialbase serve --demo`` process."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.deploy.processes import Server, wait_ready
+
+CURL = re.compile(r"curl -s -X POST (\S+) -H '([^']*)' -H 'apiKey: ([^']+)' -d '(\{.*\})'")
+
+
+def _curl_line(server: Server, timeout: float = 30.0) -> re.Match[str]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in server.output().splitlines():
+            if (found := CURL.search(line)) is not None:
+                return found
+        time.sleep(0.1)
+    raise AssertionError(f"no curl line printed:\n{server.output()}")
+
+
+def test_demo_prints_a_curl_line_whose_request_is_stored(servers, tmp_path: Path):
+    server = servers("demo", "--demo", cwd=tmp_path)  # like the README: ./dialbase.db
+    wait_ready(server)
+    url, content_type, key, body = _curl_line(server).groups()
+    assert url == f"{server.url}/ca_apis/AddCampaignData"
+    assert content_type == "Content-Type: application/json"
+
+    response = httpx.post(
+        url,
+        content=body.encode(),
+        headers={"Content-Type": "application/json", "apiKey": key},
+        timeout=10,
+    )
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "Success",
+        "message": "SuccessFully Updated Progressive Campaign",
+    }
+    with sqlite3.connect(tmp_path / "dialbase.db") as conn:
+        rows = conn.execute("SELECT phone_number, name FROM leads").fetchall()
+    assert rows == [("9876543210", "Asha Rao")]
