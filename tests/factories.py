@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from dialbase.accounts.service import create_account
 from dialbase.campaigns.models import Campaign
-from dialbase.campaigns.service import create_campaign
+from dialbase.campaigns.service import create_campaign, get_campaign, set_running
 from dialbase.db import session_scope
 from dialbase.leads.models import Lead
 
@@ -79,3 +79,22 @@ def body(**fields: Any) -> dict[str, Any]:
 
 
 OMIT = object()
+
+
+async def all_leads(sessions: Sessions) -> list[Lead]:
+    """Every lead of every campaign and account, in the order stored."""
+    async with session_scope(sessions) as session:
+        return list(await session.scalars(select(Lead).order_by(Lead.id)))
+
+
+async def running_campaigns(sessions: Sessions) -> set[str]:
+    """The names of every running campaign, whatever its account."""
+    async with session_scope(sessions) as session:
+        return set(await session.scalars(select(Campaign.name).where(Campaign.running)))
+
+
+async def set_campaign_running(
+    sessions: Sessions, campaign: str = "Sales", *, username: str = "acme", running: bool = True
+) -> None:
+    async with session_scope(sessions) as session:
+        await set_running(session, await get_campaign(session, username, campaign), running)

@@ -41,6 +41,10 @@ class FieldLimitError(ValueError):
     """The body breaks a documented size limit (answered with HTTP 413)."""
 
 
+class FieldValueError(ValueError):
+    """A documented field holds text no database can store (answered with HTTP 400)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     max_extra_columns: int = 50
@@ -61,6 +65,8 @@ def split_body(payload: dict[str, Any], limits: Limits) -> Body:
     for key, value in payload.items():
         canonical = DOCUMENTED.get(key.lower())
         if canonical is not None:
+            if isinstance(value, str) and "\x00" in value:  # PostgreSQL text refuses NUL
+                raise FieldValueError(f"The value of {key!r} contains a NUL character (U+0000).")
             fields.setdefault(canonical, value)
             if isinstance(value, str | list | dict) and (
                 len(as_column_text(value)) > limits.max_value_chars

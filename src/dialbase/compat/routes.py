@@ -54,6 +54,8 @@ async def add_campaign_data(request: Request) -> Response:
         body = fields.split_body(payload, state.field_limits)
     except fields.FieldLimitError as exc:
         return compat_error(413, str(exc))
+    except fields.FieldValueError as exc:
+        return compat_error(400, str(exc))
     client = request.client
     service: AddCampaignData = state.add_campaign_data
     answer = await service.handle(
