@@ -9,7 +9,9 @@ from typing import Any
 
 import sqlalchemy.exc
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -22,6 +24,7 @@ from dialbase.compat.schemas import add_to_openapi
 from dialbase.compat.service import AddCampaignData
 from dialbase.config import Settings
 from dialbase.db import backend_name, create_engine, make_sessionmaker
+from dialbase.dialer import routes as dialer
 from dialbase.errors import DATABASE_DOWN, DialbaseError, ServiceUnavailable, handle_dialbase_error
 from dialbase.health import router as health_router
 from dialbase.leads.writer import PG_UNAVAILABLE, GroupCommitWriter, make_store
@@ -76,7 +79,10 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     )
     app.router.routes.append(Route("/ca_apis/AddCampaignData", add_campaign_data, methods=["POST"]))
     app.include_router(health_router)
+    app.include_router(dialer.router)
     app.add_exception_handler(DialbaseError, handle_dialbase_error)
+    app.add_exception_handler(RequestValidationError, dialer.validation_error)
+    app.add_exception_handler(HTTPException, dialer.http_error)
     for error in DATABASE_ERRORS:
         app.add_exception_handler(error, _database_down)
 

@@ -2,6 +2,7 @@
 
 from dialbase.accounts.models import Account, ConfigRevision
 from dialbase.campaigns.models import Campaign
+from dialbase.dialer.models import Lease
 from dialbase.leads.models import CampaignNumber, Lead
 
-__all__ = ["Account", "Campaign", "CampaignNumber", "ConfigRevision", "Lead"]
+__all__ = ["Account", "Campaign", "CampaignNumber", "ConfigRevision", "Lead", "Lease"]

@@ -15,6 +15,7 @@ class LeadStatus(enum.StrEnum):
     LEASED = "leased"
     RETRY = "retry"
     DONE = "done"
+    EXPIRED = "expired"
 
 
 class Lead(Base):

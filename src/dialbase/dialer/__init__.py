@@ -1,0 +1,1 @@
+"""The dialer side: leasing leads, reporting outcomes, campaign statistics (``/v1``)."""

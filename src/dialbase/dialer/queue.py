@@ -1,0 +1,118 @@
+"""The dialing queue's statements: settle time-driven changes, pick the due leads.
+
+Queue rules (docs/dialer.md): a lead is due when its campaign runs, it is ``pending``
+(new, or its retry time came, or its lease lapsed) and it has not expired. Order:
+priority high to low, then earlier ``due_at``, then arrival (id). Every statement is
+served by an index declared in ``dialer.models`` (no scan of the campaign's leads).
+
+Exactly-once: on PostgreSQL rows are taken with ``FOR UPDATE SKIP LOCKED``, so
+concurrent transactions never pick the same lead; on SQLite the transaction is opened
+with ``BEGIN IMMEDIATE`` (see ``lock_for_writing``), so they run one after another.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, case, or_, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dialbase.campaigns.models import Campaign, Routing
+from dialbase.leads.models import Lead, LeadStatus
+
+PENDING = LeadStatus.PENDING.value
+LEASED = LeadStatus.LEASED.value
+RETRY = LeadStatus.RETRY.value
+DONE = LeadStatus.DONE.value
+EXPIRED = LeadStatus.EXPIRED.value
+
+LEAD_COLUMNS = (
+    Lead.id,
+    Lead.phone_number,
+    Lead.name,
+    Lead.priority,
+    Lead.agent_id,
+    Lead.skill,
+    Lead.extra,
+    Lead.attempts,
+)
+
+
+async def lock_for_writing(session: AsyncSession) -> None:
+    """On SQLite, take the database's write lock now (``BEGIN IMMEDIATE``).
+
+    A deferred transaction that reads and then writes can fail with "database is locked"
+    when another connection wrote in between; an immediate one waits its turn instead.
+    PostgreSQL needs nothing here: its row locks do the work.
+    """
+    if session.get_bind().dialect.name != "sqlite":
+        return
+    connection = await session.connection()
+    raw = (await connection.get_raw_connection()).driver_connection
+    if not raw.in_transaction:  # type: ignore[union-attr]
+        await session.execute(text("BEGIN IMMEDIATE"))
+
+
+def _locked_ids(*conditions: Any) -> Select[tuple[int]]:
+    return select(Lead.id).where(*conditions).with_for_update(skip_locked=True)
+
+
+async def settle(session: AsyncSession, campaign: Campaign, now: datetime) -> None:
+    """Apply what time decided since the last call, for one campaign.
+
+    Lapsed leases and retries whose time came become ``pending`` again, or ``done`` when
+    the campaign's attempts are used up; pending and retry leads past expiry become
+    ``expired``.
+    """
+    woken = _locked_ids(
+        Lead.campaign_id == campaign.id, Lead.status.in_((LEASED, RETRY)), Lead.due_at <= now
+    )
+    used_up = Lead.attempts >= campaign.max_attempts
+    await session.execute(
+        update(Lead)
+        .where(Lead.id.in_(woken))
+        .values(status=case((used_up, DONE), else_=PENDING))
+        .execution_options(synchronize_session=False)
+    )
+    expired = _locked_ids(
+        Lead.campaign_id == campaign.id,
+        Lead.status.in_((PENDING, RETRY)),
+        Lead.expires_at <= now,
+    )
+    await session.execute(
+        update(Lead)
+        .where(Lead.id.in_(expired))
+        .values(status=EXPIRED)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def due_leads(
+    campaign: Campaign, agent_id: str | None, skill: str | None, now: datetime, count: int
+) -> Select[Any]:
+    """The first ``count`` due leads in queue order, locked (skipping locked rows)."""
+    query = select(*LEAD_COLUMNS).where(
+        Lead.campaign_id == campaign.id,
+        Lead.status == PENDING,
+        or_(Lead.expires_at.is_(None), Lead.expires_at > now),
+    )
+    if campaign.routing == Routing.AGENTWISE:
+        query = query.where(Lead.agent_id == agent_id)
+    elif campaign.routing == Routing.SKILLWISE:
+        query = query.where(Lead.skill == skill)
+    return (
+        query.order_by(Lead.priority.desc(), Lead.due_at, Lead.id)
+        .limit(count)
+        .with_for_update(skip_locked=True)
+    )
+
+
+async def mark_leased(session: AsyncSession, ids: list[int], deadline: datetime) -> None:
+    """The picked leads are leased until ``deadline``; their attempt counts from now."""
+    await session.execute(
+        update(Lead)
+        .where(Lead.id.in_(ids))
+        .values(status=LEASED, attempts=Lead.attempts + 1, due_at=deadline)
+        .execution_options(synchronize_session=False)
+    )

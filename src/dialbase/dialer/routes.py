@@ -1,0 +1,155 @@
+"""``/v1``: dialbase's own API for dialers. HTTP in, HTTP out, nothing else.
+
+Authenticated with HTTP Basic (user name, API key). Every error, including a body that
+fails validation or an unknown path, answers RFC 9457 problem details.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from http import HTTPStatus
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.security import HTTPBasic, HTTPBasicCredentials
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from dialbase.accounts.models import Account
+from dialbase.accounts.service import authenticate
+from dialbase.db import session_scope
+from dialbase.dialer import service
+from dialbase.dialer.schemas import (
+    LeaseList,
+    LeaseOut,
+    LeaseRequest,
+    OutcomeOut,
+    OutcomeRequest,
+    Problem,
+    RunningOut,
+    StatsOut,
+)
+from dialbase.dialer.stats import campaign_stats
+from dialbase.errors import Unauthorized, problem
+
+PREFIX = "/v1"
+BAD_CREDENTIALS = "wrong user name or API key"
+BAD_HEADER = "the Authorization header is not HTTP Basic: base64 of 'userName:apiKey'"
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": Problem, "content": {"application/problem+json": {}}}
+    for status in (401, 404, 409, 422)
+}
+
+basic = HTTPBasic(auto_error=False, realm="dialbase", description="User name and API key.")
+Credentials = Annotated[HTTPBasicCredentials | None, Depends(basic)]
+router = APIRouter(prefix=PREFIX, tags=["dialer"], responses=_ERRORS)
+
+
+@contextlib.asynccontextmanager
+async def account_scope(
+    request: Request, credentials: HTTPBasicCredentials | None
+) -> AsyncIterator[tuple[AsyncSession, Account]]:
+    """One transaction for the request, opened by authenticating its caller."""
+    if credentials is None:
+        raise Unauthorized("send HTTP Basic credentials: your user name and API key")
+    async with session_scope(request.app.state.sessionmaker) as session:
+        account = await authenticate(session, credentials.username, credentials.password)
+        if account is None:
+            raise Unauthorized(BAD_CREDENTIALS)
+        yield session, account
+
+
+@router.post("/campaigns/{campaign:path}/leases", response_model=LeaseList)
+async def lease_leads(
+    campaign: str, body: LeaseRequest, request: Request, credentials: Credentials
+) -> LeaseList:
+    """Lease the campaign's next due leads (queue order); an empty list when none is due."""
+    async with account_scope(request, credentials) as (session, account):
+        leased = await service.lease(
+            session,
+            account,
+            campaign,
+            agent_id=body.agent_id,
+            skill=body.skill,
+            count=body.count,
+            lease_seconds=body.lease_seconds,
+        )
+    return LeaseList(leases=[LeaseOut.of(item) for item in leased])
+
+
+@router.post("/leases/{lease_id}/outcome", response_model=OutcomeOut)
+async def report_outcome(
+    lease_id: str, body: OutcomeRequest, request: Request, credentials: Credentials
+) -> OutcomeOut:
+    """Report a lease's outcome; the campaign's retry policy decides the lead's next state."""
+    async with account_scope(request, credentials) as (session, account):
+        report = await service.report(session, account, lease_id, body.outcome.value, body.note)
+    return OutcomeOut.of(report)
+
+
+@router.get("/campaigns/{campaign:path}/stats", response_model=StatsOut)
+async def stats(campaign: str, request: Request, credentials: Credentials) -> StatsOut:
+    """Leads by state (overall and per priority), attempts, connects, leases by outcome."""
+    async with account_scope(request, credentials) as (session, account):
+        found = await campaign_stats(session, account, campaign)
+    return StatsOut.of(found)
+
+
+async def _set_running(
+    request: Request, credentials: HTTPBasicCredentials | None, campaign: str, running: bool
+) -> RunningOut:
+    async with account_scope(request, credentials) as (session, account):
+        found, changed = await service.set_campaign_running(session, account, campaign, running)
+    return RunningOut(campaign=found.name, running=running, changed=changed)
+
+
+@router.post("/campaigns/{campaign:path}/start", response_model=RunningOut)
+async def start(campaign: str, request: Request, credentials: Credentials) -> RunningOut:
+    """Start the campaign: its due leads can be leased."""
+    return await _set_running(request, credentials, campaign, True)
+
+
+@router.post("/campaigns/{campaign:path}/stop", response_model=RunningOut)
+async def stop(campaign: str, request: Request, credentials: Credentials) -> RunningOut:
+    """Stop the campaign: nothing is leased until it starts again."""
+    return await _set_running(request, credentials, campaign, False)
+
+
+def _is_v1(request: Request) -> bool:
+    return request.url.path == PREFIX or request.url.path.startswith(PREFIX + "/")
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "request"
+
+
+async def validation_error(request: Request, exc: Exception) -> Response:
+    """A request that fails validation: problem+json on ``/v1``, FastAPI's body elsewhere."""
+    assert isinstance(exc, RequestValidationError)
+    if not _is_v1(request):
+        return await request_validation_exception_handler(request, exc)
+    detail = "; ".join(f"{_location(e['loc'])}: {e['msg']}" for e in exc.errors())
+    return problem(422, "Invalid input", detail or "the request is not valid")
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Framework errors (unknown path, wrong method, bad auth header) as problem+json."""
+    assert isinstance(exc, HTTPException)
+    if not _is_v1(request):
+        return await http_exception_handler(request, exc)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 401:
+        headers["WWW-Authenticate"] = 'Basic realm="dialbase"'
+        return problem(401, "Unauthorized", BAD_HEADER, headers)
+    return problem(exc.status_code, _title(exc.status_code), str(exc.detail), headers or None)
+
+
+def _title(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"

@@ -1,0 +1,180 @@
+"""The ``/v1`` API's request and response shapes (camelCase on the wire)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from dialbase.dialer.models import Outcome
+from dialbase.dialer.service import (
+    DEFAULT_LEASE_SECONDS,
+    MAX_COUNT,
+    MAX_LEASE_SECONDS,
+    MAX_NAME_CHARS,
+    MAX_NOTE_CHARS,
+    MIN_LEASE_SECONDS,
+    LeasedLead,
+    Report,
+)
+from dialbase.dialer.stats import CampaignStats, PriorityStats
+
+
+class Shape(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class LeaseRequest(Shape):
+    agent_id: str | None = Field(
+        default=None, max_length=MAX_NAME_CHARS, description="Required by agent-wise campaigns."
+    )
+    skill: str | None = Field(
+        default=None, max_length=MAX_NAME_CHARS, description="Required by skill-wise campaigns."
+    )
+    count: int = Field(default=1, ge=1, le=MAX_COUNT, description="How many leads at most.")
+    lease_seconds: int = Field(
+        default=DEFAULT_LEASE_SECONDS,
+        ge=MIN_LEASE_SECONDS,
+        le=MAX_LEASE_SECONDS,
+        description="Time to report the outcome; unreported, the lead returns to the queue.",
+    )
+
+
+class LeadOut(Shape):
+    phone_number: str
+    name: str | None
+    priority: int
+    agent_id: str | None
+    skill: str | None
+    extra: dict[str, Any]
+    attempt: int = Field(description="1 for the first dial of this lead, 2 for the next...")
+
+
+class LeaseOut(Shape):
+    lease_id: str
+    deadline: datetime
+    lead: LeadOut
+
+    @classmethod
+    def of(cls, leased: LeasedLead) -> LeaseOut:
+        lead = LeadOut(
+            phone_number=leased.phone_number,
+            name=leased.name,
+            priority=leased.priority,
+            agent_id=leased.agent_id,
+            skill=leased.skill,
+            extra=leased.extra,
+            attempt=leased.attempt,
+        )
+        return cls(lease_id=leased.lease_id, deadline=leased.deadline, lead=lead)
+
+
+class LeaseList(Shape):
+    leases: list[LeaseOut] = Field(description="Empty when no lead is due.")
+
+
+class OutcomeRequest(Shape):
+    outcome: Outcome
+    note: str | None = Field(default=None, max_length=MAX_NOTE_CHARS)
+
+
+class OutcomeOut(Shape):
+    lease_id: str
+    outcome: Outcome
+    lead_status: str = Field(description="retry (dialed again later) or done.")
+    attempt: int
+    next_attempt_at: datetime | None
+
+    @classmethod
+    def of(cls, report: Report) -> OutcomeOut:
+        return cls(
+            lease_id=report.lease_id,
+            outcome=Outcome(report.outcome),
+            lead_status=report.lead_status,
+            attempt=report.attempt,
+            next_attempt_at=report.next_attempt_at,
+        )
+
+
+class RunningOut(Shape):
+    campaign: str
+    running: bool
+    changed: bool = Field(description="False when the campaign already was in that state.")
+
+
+class LeadCounts(Shape):
+    total: int
+    pending: int = Field(description="Due now: new, retry time come, or lease lapsed.")
+    leased: int
+    retry_scheduled: int
+    done: int
+    expired: int
+
+    @classmethod
+    def of(cls, leads: dict[str, int]) -> LeadCounts:
+        return cls(
+            total=sum(leads.values()),
+            pending=leads["pending"],
+            leased=leads["leased"],
+            retry_scheduled=leads["retry"],
+            done=leads["done"],
+            expired=leads["expired"],
+        )
+
+
+class PriorityOut(Shape):
+    priority: int
+    leads: LeadCounts
+    attempts: int
+
+    @classmethod
+    def of(cls, stats: PriorityStats) -> PriorityOut:
+        return cls(
+            priority=stats.priority, leads=LeadCounts.of(stats.leads), attempts=stats.attempts
+        )
+
+
+class StatsOut(Shape):
+    campaign: str
+    running: bool
+    routing: str
+    agents: list[str]
+    skills: list[str]
+    max_attempts: int
+    retry_delay_seconds: int
+    leads: LeadCounts
+    attempts: int = Field(description="Dial attempts so far (leases handed out).")
+    connects: int
+    leases: dict[str, int] = Field(description="Leases by outcome, and lapsed ones.")
+    next_retry_at: datetime | None
+    by_priority: list[PriorityOut] = Field(description="Highest priority first.")
+
+    @classmethod
+    def of(cls, stats: CampaignStats) -> StatsOut:
+        campaign = stats.campaign
+        return cls(
+            campaign=campaign.name,
+            running=campaign.running,
+            routing=campaign.routing,
+            agents=list(campaign.agents),
+            skills=list(campaign.skills),
+            max_attempts=campaign.max_attempts,
+            retry_delay_seconds=campaign.retry_delay_seconds,
+            leads=LeadCounts.of(stats.leads),
+            attempts=stats.attempts,
+            connects=stats.connects,
+            leases=stats.leases,
+            next_retry_at=stats.next_retry_at,
+            by_priority=[PriorityOut.of(p) for p in stats.by_priority],
+        )
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details: the body of every ``/v1`` error."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str

@@ -1,0 +1,102 @@
+"""Campaign statistics: leads by state (overall and per priority), attempts, outcomes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dialbase.accounts.models import Account
+from dialbase.campaigns.models import Campaign
+from dialbase.campaigns.service import get_account_campaign
+from dialbase.db import utcnow
+from dialbase.dialer.models import Lease, Outcome
+from dialbase.dialer.queue import RETRY, lock_for_writing, settle
+from dialbase.leads.models import Lead, LeadStatus
+
+LAPSED = "lapsed"
+
+
+def _no_leads() -> dict[str, int]:
+    return {status.value: 0 for status in LeadStatus}
+
+
+@dataclass(slots=True)
+class PriorityStats:
+    priority: int
+    leads: dict[str, int] = field(default_factory=_no_leads)
+    attempts: int = 0
+
+
+@dataclass(slots=True)
+class CampaignStats:
+    campaign: Campaign
+    leads: dict[str, int]
+    attempts: int
+    leases: dict[str, int]  # by outcome, plus "lapsed" (not reported by the deadline)
+    next_retry_at: datetime | None
+    by_priority: list[PriorityStats]
+
+    @property
+    def connects(self) -> int:
+        return self.leases[Outcome.CONNECTED.value]
+
+
+async def campaign_stats(
+    session: AsyncSession, account: Account, campaign_name: str
+) -> CampaignStats:
+    """Counts as of now: time-driven changes (lapsed leases, expiry) are applied first."""
+    campaign = await get_account_campaign(session, account, campaign_name)
+    await lock_for_writing(session)
+    now = utcnow()
+    await settle(session, campaign, now)
+    by_priority = await _leads_by_priority(session, campaign)
+    leads = _no_leads()
+    for row in by_priority:
+        for status, count in row.leads.items():
+            leads[status] += count
+    return CampaignStats(
+        campaign=campaign,
+        leads=leads,
+        attempts=sum(row.attempts for row in by_priority),
+        leases=await _leases_by_outcome(session, campaign, now),
+        next_retry_at=await session.scalar(
+            select(func.min(Lead.due_at)).where(
+                Lead.campaign_id == campaign.id, Lead.status == RETRY
+            )
+        ),
+        by_priority=by_priority,
+    )
+
+
+async def _leads_by_priority(session: AsyncSession, campaign: Campaign) -> list[PriorityStats]:
+    rows = await session.execute(
+        select(Lead.priority, Lead.status, func.count(), func.sum(Lead.attempts))
+        .where(Lead.campaign_id == campaign.id)
+        .group_by(Lead.priority, Lead.status)
+    )
+    found: dict[int, PriorityStats] = {}
+    for priority, status, count, attempts in rows:
+        stats = found.setdefault(priority, PriorityStats(priority))
+        stats.leads[status] = stats.leads.get(status, 0) + count
+        stats.attempts += int(attempts or 0)
+    return [found[p] for p in sorted(found, reverse=True)]
+
+
+async def _leases_by_outcome(
+    session: AsyncSession, campaign: Campaign, now: datetime
+) -> dict[str, int]:
+    counts = {outcome.value: 0 for outcome in Outcome} | {LAPSED: 0}
+    rows = await session.execute(
+        select(Lease.outcome, func.count())
+        .where(
+            Lease.campaign_id == campaign.id,
+            or_(Lease.outcome.is_not(None), Lease.deadline <= now),
+        )
+        .group_by(Lease.outcome)
+    )
+    for outcome, count in rows:
+        counts[outcome or LAPSED] = count
+    return counts
