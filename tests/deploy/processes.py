@@ -194,6 +194,7 @@ class TcpProxy:
 
     def close(self) -> None:
         self.cut()
+        self._call(self._finish_relays())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
 
@@ -209,6 +210,12 @@ class TcpProxy:
         for transport in list(self._transports):
             transport.abort()
         self._transports.clear()
+
+    async def _finish_relays(self) -> None:
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

@@ -1,0 +1,127 @@
+"""PostgreSQL goes away and comes back: 503 meanwhile, successes resume by themselves.
+
+The shared PostgreSQL server is never stopped: dialbase reaches it through a TCP proxy
+owned by the test, and the test cuts the proxy (listener and every connection) instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+import httpx
+from sqlalchemy.engine import make_url
+
+from dialbase.errors import DATABASE_DOWN
+from tests.conftest import needs_postgres
+from tests.deploy.processes import TcpProxy, clean_env, wait_ready
+from tests.deploy.traffic import ADD, STORED, add_body, client, pg_numbers, seed
+
+pytestmark = needs_postgres
+
+UNAVAILABLE = {"status": "false", "message": DATABASE_DOWN, "data": None}
+OUTAGE_TIMEOUT = 20.0
+
+
+@dataclass
+class Stream:
+    """Adds with new numbers, a few at a time, until stopped; remembers every answer."""
+
+    url: str
+    answers: list[tuple[str, int, object]] = field(default_factory=list)
+    stopped: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def run(self, http: httpx.AsyncClient, lane: int) -> None:
+        i = 0
+        while not self.stopped.is_set():
+            number = f"7{lane}{i:08d}"
+            i += 1
+            response = await http.post(self.url + ADD, json=add_body(number))
+            self.answers.append((number, response.status_code, response.json()))
+            await asyncio.sleep(0.01)
+
+    def since(self, mark: int) -> list[tuple[str, int, object]]:
+        return self.answers[mark:]
+
+
+async def _poll(http: httpx.AsyncClient, make_request, done, timeout: float = OUTAGE_TIMEOUT):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = await make_request(http)
+        if done(response):
+            return response
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"still {response.status_code} {response.text} after {timeout} s")
+
+
+async def test_requests_get_503_while_postgres_is_cut_off_and_succeed_again_after(
+    servers, pg_url: str
+):
+    seed(clean_env(DIALBASE_DATABASE_URL=pg_url))
+    target = make_url(pg_url)
+    proxy = TcpProxy(target.host or "127.0.0.1", target.port or 5432)
+    proxy.start()
+    try:
+        through_proxy = target.set(host="127.0.0.1", port=proxy.port)
+        env = clean_env(
+            DIALBASE_DATABASE_URL=through_proxy.render_as_string(hide_password=False),
+            DIALBASE_DB_POOL_SIZE="4",
+            DIALBASE_DB_CONNECT_TIMEOUT="2",
+        )
+        server = servers("behind-proxy", env=env)
+        wait_ready(server)
+        stream = await _outage_and_recovery(server.url, proxy)
+    finally:
+        proxy.close()
+
+    answered = stream.answers
+    assert {status for _, status, _ in answered} <= {200, 503}
+    assert all(body == STORED for _, status, body in answered if status == 200)
+    assert all(body == UNAVAILABLE for _, status, body in answered if status == 503)
+    succeeded = [number for number, status, _ in answered if status == 200]
+    stored = set(await pg_numbers(pg_url))
+    missing = [n for n in succeeded if n not in stored]
+    assert not missing, f"{len(missing)} answered successes are not stored: {missing[:5]}"
+    assert "Exception in ASGI application" not in server.output()
+
+
+async def _outage_and_recovery(url: str, proxy: TcpProxy) -> Stream:
+    stream = Stream(url)
+    probes = iter(range(10**6))
+    readyz = lambda http: http.get(url + "/readyz")  # noqa: E731
+
+    async def add(http: httpx.AsyncClient) -> httpx.Response:
+        number = f"79{next(probes):08d}"
+        response = await http.post(url + ADD, json=add_body(number))
+        stream.answers.append((number, response.status_code, response.json()))
+        return response
+
+    async with client(connections=16) as http:
+        lanes = [asyncio.create_task(stream.run(http, lane)) for lane in range(4)]
+        try:
+            await asyncio.sleep(1.0)
+            proxy.cut()
+            cut_at = len(stream.answers)
+            down = await _poll(http, readyz, lambda r: r.status_code == 503)
+            assert down.json()["checks"]["database"].startswith("unavailable")
+            refused = await add(http)
+            assert (refused.status_code, refused.json()) == (503, UNAVAILABLE)
+            await asyncio.sleep(1.0)
+            during = stream.since(cut_at)
+
+            proxy.restore()
+            back = await _poll(http, add, lambda r: r.status_code == 200)
+            assert back.json() == STORED
+            ready = await _poll(http, readyz, lambda r: r.status_code == 200)
+            assert ready.json()["checks"] == {"database": "ok"}
+            restored_at = len(stream.answers)
+            await asyncio.sleep(1.0)
+            after = stream.since(restored_at)
+        finally:
+            stream.stopped.set()
+            await asyncio.wait_for(asyncio.gather(*lanes), 30)
+
+    assert any(status == 503 for _, status, _ in during), "no request saw the outage"
+    assert after and all(status == 200 for _, status, _ in after), after[:3]
+    return stream

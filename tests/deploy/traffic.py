@@ -1,0 +1,89 @@
+"""Requests for deployment tests: seed an account with the CLI, send many adds at once,
+read back which numbers are stored."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from dialbase.leads.writer import asyncpg_dsn
+from tests.deploy.processes import run_cli
+from tests.factories import body
+
+ADD = "/ca_apis/AddCampaignData"
+STORED = {"status": "Success", "message": "SuccessFully Updated Progressive Campaign"}
+ALREADY = {"status": "SUCCESS", "message": "Number Already Exist"}
+REQUEST_TIMEOUT = 30.0
+BURST_TIMEOUT = 90.0
+
+
+def seed(env: dict[str, str], username: str = "acme", rate_limit: int = 100_000) -> None:
+    """An account (key ``acme-secret-key``) with one Progressive campaign ``Sales``."""
+    key = "acme-secret-key"
+    run_cli(
+        "account", "create", "--username", username, "--api-key", key,
+        "--rate-limit", str(rate_limit), env=env,
+    )  # fmt: skip
+    run_cli(
+        "campaign", "create", "--username", username, "--name", "Sales",
+        "--dial-type", "Progressive", env=env,
+    )  # fmt: skip
+
+
+def add_body(number: str, username: str = "acme", **fields: Any) -> dict[str, Any]:
+    return body(userName=username, phoneNumber=number, **fields)
+
+
+def client(connections: int | None = None, timeout: float = REQUEST_TIMEOUT) -> httpx.AsyncClient:
+    """An HTTP client; ``connections`` bounds its connections (None: one per request)."""
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    return httpx.AsyncClient(timeout=timeout, limits=limits)
+
+
+async def burst(
+    urls: Sequence[str], bodies: Sequence[dict[str, Any]]
+) -> list[httpx.Response | BaseException]:
+    """Send every body at once, round-robin over ``urls``; answers in the same order."""
+    async with client() as http:
+        start = asyncio.Event()
+
+        async def one(i: int, payload: dict[str, Any]) -> httpx.Response:
+            await start.wait()
+            return await http.post(urls[i % len(urls)] + ADD, json=payload)
+
+        tasks = [asyncio.ensure_future(one(i, b)) for i, b in enumerate(bodies)]
+        await asyncio.sleep(0)
+        start.set()
+        return await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), BURST_TIMEOUT)
+
+
+def answers(results: Sequence[httpx.Response | BaseException]) -> list[httpx.Response]:
+    """The responses, failing on any request that got no answer at all."""
+    failed = [r for r in results if not isinstance(r, httpx.Response)]
+    assert not failed, f"{len(failed)} requests got no answer, e.g. {failed[0]!r}"
+    return [r for r in results if isinstance(r, httpx.Response)]
+
+
+def sqlite_numbers(path: Path) -> list[str]:
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        return [row[0] for row in conn.execute("SELECT phone_number FROM leads")]
+
+
+async def pg_numbers(url: str, username: str = "acme") -> list[str]:
+    conn = await asyncpg.connect(asyncpg_dsn(url), timeout=10)
+    try:
+        rows = await conn.fetch(
+            "SELECT l.phone_number FROM leads l JOIN campaigns c ON c.id = l.campaign_id"
+            " JOIN accounts a ON a.id = c.account_id WHERE a.username = $1",
+            username,
+        )
+    finally:
+        await conn.close()
+    return [row[0] for row in rows]
