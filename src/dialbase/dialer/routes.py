@@ -56,6 +56,8 @@ async def account_scope(
     """One transaction for the request, opened by authenticating its caller."""
     if credentials is None:
         raise Unauthorized("send HTTP Basic credentials: your user name and API key")
+    if "\x00" in credentials.username + credentials.password:
+        raise Unauthorized(BAD_CREDENTIALS)
     async with session_scope(request.app.state.sessionmaker) as session:
         account = await authenticate(session, credentials.username, credentials.password)
         if account is None:

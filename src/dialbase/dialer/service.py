@@ -10,6 +10,7 @@ that attempt counts.
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -66,6 +67,13 @@ class Report:
     next_attempt_at: datetime | None
 
 
+def check_text(**values: str | None) -> None:
+    """PostgreSQL cannot store NUL characters; refuse them before they get there."""
+    for field, value in values.items():
+        if value is not None and "\x00" in value:
+            raise Invalid(f"{field} must not contain NUL characters")
+
+
 def _check_lease_request(count: int, lease_seconds: int, *names: str | None) -> None:
     if not 1 <= count <= MAX_COUNT:
         raise Invalid(f"count must be between 1 and {MAX_COUNT}")
@@ -94,7 +102,8 @@ async def lease(
 ) -> list[LeasedLead]:
     """Hand out up to ``count`` due leads; an empty list when nothing is due."""
     _check_lease_request(count, lease_seconds, agent_id, skill)
-    campaign = await get_account_campaign(session, account, campaign_name)
+    check_text(agentId=agent_id, skill=skill)
+    campaign = await account_campaign(session, account, campaign_name)
     _check_routing(campaign, agent_id, skill)
     if not campaign.running:
         raise Conflict(f"campaign {campaign.name!r} is stopped: start it to lease its leads")
@@ -126,6 +135,13 @@ async def lease(
     return leased
 
 
+async def account_campaign(session: AsyncSession, account: Account, name: str) -> Campaign:
+    """The account's campaign by name; 404 for any other (another account's too)."""
+    if "\x00" in name:
+        raise NotFound(f"account {account.username!r} has no campaign named {name!r}")
+    return await get_account_campaign(session, account, name)
+
+
 def _leased_lead(row: Any, deadline: datetime) -> LeasedLead:
     return LeasedLead(
         lease_id=uuid.uuid4().hex,
@@ -155,9 +171,14 @@ def next_state(campaign: Campaign, attempt: int, outcome: Outcome, now: datetime
     return Report("", outcome.value, DONE, attempt, None)
 
 
+LEASE_ID = re.compile(r"[0-9a-f]{32}")
+
+
 async def _find_lease(
     session: AsyncSession, account: Account, lease_id: str
 ) -> tuple[Lease, Campaign]:
+    if not LEASE_ID.fullmatch(lease_id):
+        raise NotFound(f"no lease {lease_id!r}")
     row = (
         await session.execute(
             select(Lease, Campaign)
@@ -185,6 +206,7 @@ async def report(
 ) -> Report:
     """Record a lease's outcome and move its lead on by the campaign's retry policy."""
     checked = check_outcome(outcome)
+    check_text(note=note)
     if note is not None and len(note) > MAX_NOTE_CHARS:
         raise Invalid(f"a note has at most {MAX_NOTE_CHARS} characters")
     found, campaign = await _find_lease(session, account, lease_id)
@@ -215,5 +237,5 @@ async def set_campaign_running(
     session: AsyncSession, account: Account, campaign_name: str, running: bool
 ) -> tuple[Campaign, bool]:
     """Start or stop one of the account's campaigns; says whether its state changed."""
-    campaign = await get_account_campaign(session, account, campaign_name)
+    campaign = await account_campaign(session, account, campaign_name)
     return campaign, await set_running(session, campaign, running)

@@ -10,10 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialbase.accounts.models import Account
 from dialbase.campaigns.models import Campaign
-from dialbase.campaigns.service import get_account_campaign
 from dialbase.db import utcnow
 from dialbase.dialer.models import Lease, Outcome
 from dialbase.dialer.queue import RETRY, lock_for_writing, settle
+from dialbase.dialer.service import account_campaign
 from dialbase.leads.models import Lead, LeadStatus
 
 LAPSED = "lapsed"
@@ -48,7 +48,7 @@ async def campaign_stats(
     session: AsyncSession, account: Account, campaign_name: str
 ) -> CampaignStats:
     """Counts as of now: time-driven changes (lapsed leases, expiry) are applied first."""
-    campaign = await get_account_campaign(session, account, campaign_name)
+    campaign = await account_campaign(session, account, campaign_name)
     await lock_for_writing(session)
     now = utcnow()
     await settle(session, campaign, now)
