@@ -43,8 +43,7 @@ def servers(tmp_path: Path) -> Iterator[ServerFactory]:
     try:
         yield start
     finally:
-        for server in started:
-            processes.stop(server)
+        processes.stop_all(started)
 
 
 def create_pg_database() -> tuple[str, str]:

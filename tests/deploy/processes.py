@@ -164,6 +164,15 @@ def stop(server: Server, timeout: float = STOP_TIMEOUT) -> None:
         LIVE.remove(server)
 
 
+def stop_all(servers: list[Server], timeout: float = STOP_TIMEOUT) -> None:
+    """``stop`` every server, signalling them all before waiting for any."""
+    for server in servers:
+        if server.proc.poll() is None:
+            kill(server, signal.SIGTERM)
+    for server in servers:
+        stop(server, timeout)
+
+
 class TcpProxy:
     """A TCP relay on 127.0.0.1:``port`` to ``target``, on its own thread and event loop.
 
