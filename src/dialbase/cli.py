@@ -24,7 +24,8 @@ from dialbase.cli_common import (
     settings_for,
     with_session,
 )
-from dialbase.demo import curl_line, ensure_demo
+from dialbase.demo import curl_line, ensure_demo, simulate_line
+from dialbase.dialer.cli import dialer_app, register_stats
 from dialbase.leads.service import EXPORT_FIELDS, iter_leads
 
 app = typer.Typer(
@@ -40,6 +41,8 @@ app.add_typer(account_app, name="account")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(leads_app, name="leads")
 app.add_typer(db_app, name="db")
+app.add_typer(dialer_app, name="dialer")
+register_stats(campaign_app)
 
 Name = Annotated[str, typer.Option("--name", help="The campaign's name.")]
 CsvList = Annotated[str | None, typer.Option(help="Comma-separated list.")]
@@ -100,6 +103,8 @@ def _print_demo(demo: object, base_url: str) -> None:
     typer.echo(f"  campaigns: {', '.join(demo.campaigns)}")
     typer.echo("Add a lead:")
     typer.echo(f"  {curl_line(base_url, demo)}")
+    typer.echo("Watch a simulated dialer drain 'Demo Progressive' (in another terminal):")
+    typer.echo(f"  {simulate_line(base_url, demo)}")
     sys.stdout.flush()
 
 

@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
+import random
+import shlex
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialbase.accounts.service import create_account, new_api_key, update_account
-from dialbase.campaigns.service import create_campaign, find_campaign
+from dialbase.campaigns.models import Campaign
+from dialbase.campaigns.service import (
+    create_campaign,
+    find_campaign,
+    lead_count,
+    set_running,
+    update_campaign,
+)
+from dialbase.db import utcnow
 from dialbase.errors import NotFound
+from dialbase.leads.models import CampaignNumber, Lead
 
 DEMO_USER = "demo"
+DIALED = "Demo Progressive"
+DEMO_LEADS = 200
+DEMO_RETRY_DELAY = 10  # seconds, so that a simulated dialer drains it in a few minutes
+DEMO_EXPIRING = 20  # every 20th lead expires a minute after the demo starts
 DEMO_CAMPAIGNS: list[dict[str, object]] = [
     {"name": "Demo Progressive", "dial_type": "Progressive"},
     {"name": "Demo Predictive", "dial_type": "Predictive"},
@@ -51,7 +67,41 @@ async def ensure_demo(session: AsyncSession) -> Demo:
         if await find_campaign(session, account.id, name) is None:
             options = {k: v for k, v in spec.items() if k != "name"}
             await create_campaign(session, DEMO_USER, name, **options)  # type: ignore[arg-type]
+    dialed = await find_campaign(session, account.id, DIALED)
+    if dialed is not None and await lead_count(session, dialed.id) == 0:
+        await seed_leads(session, dialed)
     return Demo(DEMO_USER, api_key, [str(spec["name"]) for spec in DEMO_CAMPAIGNS])
+
+
+async def seed_leads(session: AsyncSession, campaign: Campaign) -> None:
+    """Pending leads of varied priorities for ``dialbase dialer simulate``; starts the campaign."""
+    rng = random.Random(7)
+    start = utcnow() - timedelta(minutes=DEMO_LEADS)
+    for n in range(DEMO_LEADS):
+        phone, created = f"98000{n:05d}", start + timedelta(minutes=n)
+        session.add(CampaignNumber(campaign_id=campaign.id, phone_number=phone))
+        session.add(
+            Lead(
+                campaign_id=campaign.id,
+                phone_number=phone,
+                name=f"Demo Lead {n + 1}",
+                priority=rng.choice((1, 1, 1, 2, 2, 3)),
+                extra={"city": rng.choice(("Pune", "Delhi", "Chennai", "Kolkata"))},
+                expires_at=utcnow() + timedelta(minutes=1) if n % DEMO_EXPIRING == 0 else None,
+                created_at=created,
+                due_at=created,
+            )
+        )
+    await session.flush()
+    await update_campaign(session, DEMO_USER, DIALED, retry_delay=DEMO_RETRY_DELAY)
+    await set_running(session, campaign, True)
+
+
+def simulate_line(base_url: str, demo: Demo) -> str:
+    return (
+        f"DIALBASE_API_KEY={demo.api_key} dialbase dialer simulate --url {base_url}"
+        f" --username {demo.username} --campaign {shlex.quote(DIALED)} --agents 10 --speed 20"
+    )
 
 
 def curl_line(base_url: str, demo: Demo) -> str:
