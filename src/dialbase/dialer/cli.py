@@ -92,7 +92,7 @@ def simulate(
             await sim.run(console)
 
     error = _run(main())
-    if sim is not None:
+    if sim is not None and sim.started:
         console.print(summary(sim))
         console.print(outcome_line(sim))
     if error:

@@ -92,6 +92,7 @@ class Simulator:
     tallies: dict[int, Tally] = field(default_factory=lambda: defaultdict(Tally))
     outcomes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     last_stats: dict[str, Any] | None = None
+    started: bool = False
     finished: bool = False
 
     def __post_init__(self) -> None:
@@ -159,6 +160,7 @@ class Simulator:
         stats = await self.api.stats()
         self.last_stats = stats
         agents = self.identities(stats)
+        self.started = True
         columns = (
             SpinnerColumn(),
             TextColumn("{task.description}"),
