@@ -81,12 +81,14 @@ async def answer(
     """The JSON answer of a documented outcome, which always comes with HTTP 200."""
     response = await post(client, headers=headers, **fields)
     assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/json"
     return response.json()
 
 
 def assert_our_error(response: httpx.Response, status: int) -> None:
     """Our own HTTP errors: this status, and {"status": "false", "message": ..., "data": null}."""
     assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
     data = response.json()
     assert set(data) == {"status", "message", "data"}
     assert data["status"] == "false" and data["data"] is None
