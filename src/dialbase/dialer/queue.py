@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, case, or_, select, text, update
+from sqlalchemy import Select, Update, case, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialbase.campaigns.models import Campaign, Routing
@@ -58,34 +58,40 @@ def _locked_ids(*conditions: Any) -> Select[tuple[int]]:
     return select(Lead.id).where(*conditions).with_for_update(skip_locked=True)
 
 
-async def settle(session: AsyncSession, campaign: Campaign, now: datetime) -> None:
-    """Apply what time decided since the last call, for one campaign.
-
-    Lapsed leases and retries whose time came become ``pending`` again, or ``done`` when
-    the campaign's attempts are used up; pending and retry leads past expiry become
-    ``expired``.
-    """
+def wake(campaign: Campaign, now: datetime) -> Update:
+    """Lapsed leases and retries whose time came: ``pending`` again, or ``done`` when the
+    campaign's attempts are used up."""
     woken = _locked_ids(
         Lead.campaign_id == campaign.id, Lead.status.in_((LEASED, RETRY)), Lead.due_at <= now
     )
     used_up = Lead.attempts >= campaign.max_attempts
-    await session.execute(
+    return (
         update(Lead)
         .where(Lead.id.in_(woken))
         .values(status=case((used_up, DONE), else_=PENDING))
         .execution_options(synchronize_session=False)
     )
+
+
+def expire(campaign: Campaign, now: datetime) -> Update:
+    """Pending and retry leads past their expiry: ``expired``."""
     expired = _locked_ids(
         Lead.campaign_id == campaign.id,
         Lead.status.in_((PENDING, RETRY)),
         Lead.expires_at <= now,
     )
-    await session.execute(
+    return (
         update(Lead)
         .where(Lead.id.in_(expired))
         .values(status=EXPIRED)
         .execution_options(synchronize_session=False)
     )
+
+
+async def settle(session: AsyncSession, campaign: Campaign, now: datetime) -> None:
+    """Apply what time decided since the last call, for one campaign (wake, then expire)."""
+    await session.execute(wake(campaign, now))
+    await session.execute(expire(campaign, now))
 
 
 def due_leads(
