@@ -45,4 +45,4 @@ def test_demo_prints_a_curl_line_whose_request_is_stored(servers, tmp_path: Path
     }
     with sqlite3.connect(tmp_path / "dialbase.db") as conn:
         rows = conn.execute("SELECT phone_number, name FROM leads").fetchall()
-    assert rows == [("9876543210", "Asha Rao")]
+    assert ("9876543210", "Asha Rao") in rows
