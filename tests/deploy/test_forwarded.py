@@ -22,11 +22,14 @@ def _guess(client: httpx.Client, url: str, forwarded_for: str) -> int:
 
 
 def test_the_address_limit_counts_forwarded_addresses_from_trusted_proxies_only(servers, tmp_path):
-    env = clean_env(
-        DIALBASE_DATABASE_URL=f"sqlite:///{tmp_path}/leads.db", DIALBASE_IP_RATE_LIMIT="2"
+    def env(name: str) -> dict[str, str]:
+        database = f"sqlite:///{tmp_path}/{name}.db"  # a file each: see docs/deploy.md
+        return clean_env(DIALBASE_DATABASE_URL=database, DIALBASE_IP_RATE_LIMIT="2")
+
+    trusting = servers("trusting", env=env("trusting"))  # trusts 127.0.0.1 by default
+    distrusting = servers(
+        "distrusting", "--forwarded-allow-ips", "192.0.2.1", env=env("distrusting")
     )
-    trusting = servers("trusting", env=env)  # trusts 127.0.0.1 by default
-    distrusting = servers("distrusting", "--forwarded-allow-ips", "192.0.2.1", env=env)
     wait_all_ready([trusting, distrusting])
 
     with httpx.Client(timeout=10) as client:
