@@ -54,7 +54,7 @@ async def lock_for_writing(session: AsyncSession) -> None:
         await session.execute(text("BEGIN IMMEDIATE"))
 
 
-def _locked_ids(*conditions: Any) -> Select[tuple[int]]:
+def _locked_ids(*conditions: Any) -> Select[int]:
     return select(Lead.id).where(*conditions).with_for_update(skip_locked=True)
 
 
