@@ -12,7 +12,13 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialbase.config import Settings
-from dialbase.db import DatabaseURLError, create_engine, make_sessionmaker, session_scope
+from dialbase.db import (
+    DATABASE_ERRORS,
+    DatabaseURLError,
+    create_engine,
+    make_sessionmaker,
+    session_scope,
+)
 from dialbase.errors import DialbaseError
 from dialbase.migrate import upgrade
 
@@ -48,8 +54,6 @@ def settings_for(database_url: str | None, **overrides: Any) -> Settings:
 
 def run_async(work: Awaitable[T]) -> T:
     """Run a coroutine; turn every expected failure into one line on stderr."""
-    from dialbase.app import DATABASE_ERRORS
-
     try:
         return asyncio.run(work)  # type: ignore[arg-type]
     except DialbaseError as exc:

@@ -6,11 +6,14 @@ constraints (Alembic needs them on SQLite), instants stored in UTC.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
+import sqlalchemy.exc
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
@@ -23,6 +26,21 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import DateTime, TypeDecorator
 
 from dialbase.config import Settings
+
+# What a lost or refused database connection raises (answered 503, never a traceback).
+PG_UNAVAILABLE: tuple[type[Exception], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+)
+DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    *PG_UNAVAILABLE,
+)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",

@@ -23,6 +23,19 @@ MAX_RECHECKS = 5
 RATE_LIMITED = "Too many requests for this account or address; retry after {} seconds."
 
 
+# Rejections that depend on the request alone, not on cached settings: no need to look
+# for newer settings before answering them.
+_CONTENT_ONLY = frozenset(
+    id(body)
+    for body in (
+        answers.CAMPAIGN_MISSING,
+        answers.BAD_PHONE,
+        answers.BAD_PRIORITY,
+        answers.BAD_DATE,
+    )
+)
+
+
 @dataclass(slots=True)
 class Answer:
     body: dict[str, Any]
@@ -46,7 +59,7 @@ class AddCampaignData:
         for _ in range(MAX_RECHECKS):
             account, answer = await self._identify(body.fields, header_key)
             if account is None:
-                if await self.directory.refresh():
+                if answer is answers.INVALID_USER and await self.directory.refresh():
                     continue  # an account may have just been created or changed
                 retry_after = await self.limiter.hit_address(address)
                 return _rate_limited(retry_after) if retry_after else Answer(answer)
@@ -63,7 +76,7 @@ class AddCampaignData:
             if moved_to is not None:
                 self.directory.saw_revision(moved_to)
                 continue
-            if await self.directory.refresh():
+            if id(rejected) not in _CONTENT_ONLY and await self.directory.refresh():
                 continue
             return Answer(rejected)
         raise ServiceUnavailable("The account's settings are changing too fast; try again.")

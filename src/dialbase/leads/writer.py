@@ -37,7 +37,7 @@ import orjson
 from sqlalchemy.engine import make_url
 
 from dialbase.config import Settings
-from dialbase.db import sqlite_instant, sqlite_path, sqlite_pragmas, utcnow
+from dialbase.db import PG_UNAVAILABLE, sqlite_instant, sqlite_path, sqlite_pragmas, utcnow
 from dialbase.errors import DATABASE_DOWN, ServiceUnavailable
 
 log = logging.getLogger("dialbase.writer")
@@ -228,14 +228,6 @@ FROM unnest($1::integer[], $2::text[], $3::text[], $4::integer[], $5::timestampt
 """
 _PG_ACTION_SQL = "UPDATE campaigns SET running = $1 WHERE id = $2 AND running IS DISTINCT FROM $1"
 _PG_RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
-PG_UNAVAILABLE = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.AdminShutdownError,
-)
 
 
 def asyncpg_dsn(url: str) -> str:
