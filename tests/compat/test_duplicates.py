@@ -6,7 +6,10 @@ import asyncio
 from collections import Counter
 
 import pytest
+from sqlalchemy import update
 
+from dialbase.db import session_scope
+from dialbase.leads.models import Lead
 from tests.compat.helpers import (
     CHECK,
     UPDATED_ROUTED,
@@ -52,6 +55,15 @@ async def test_duplicate_number_stored_with_check_off_is_found_later(client, ses
         assert await answer(client, checkDuplicate="false") == SUCCESS
     await assert_rejected(client, sessionmaker, 16, **DUP)
     assert len(await leads_of(sessionmaker)) == 2
+
+
+@pytest.mark.parametrize("status", ["leased", "retry", "done"])
+async def test_duplicate_found_whatever_the_leads_state(client, sessionmaker, status):
+    """Contract check 16, "(in any state)": a lead already dialled still holds its number."""
+    assert await answer(client) == SUCCESS
+    async with session_scope(sessionmaker) as session:
+        await session.execute(update(Lead).values(status=status, attempts=3))
+    await assert_rejected(client, sessionmaker, 16, **DUP)
 
 
 async def test_duplicate_same_number_different_name(client, sessionmaker):
