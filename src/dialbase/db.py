@@ -39,6 +39,7 @@ PG_UNAVAILABLE: tuple[type[Exception], ...] = (
 DATABASE_ERRORS: tuple[type[Exception], ...] = (
     sqlalchemy.exc.OperationalError,
     sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,  # no pooled connection within DIALBASE_DB_POOL_TIMEOUT
     *PG_UNAVAILABLE,
 )
 

@@ -7,16 +7,20 @@ owned by the test, and the test cuts the proxy (listener and every connection) i
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import dataclass, field
 
 import httpx
 from sqlalchemy.engine import make_url
 
+from dialbase.app import create_app
+from dialbase.config import Settings
 from dialbase.errors import DATABASE_DOWN
 from tests.conftest import needs_postgres
 from tests.deploy.processes import TcpProxy, clean_env, wait_ready
 from tests.deploy.traffic import ADD, STORED, add_body, client, pg_numbers, seed
+from tests.factories import make_account, make_campaign
 
 pytestmark = needs_postgres
 
@@ -125,3 +129,28 @@ async def _outage_and_recovery(url: str, proxy: TcpProxy) -> Stream:
     assert any(status == 503 for _, status, _ in during), "no request saw the outage"
     assert after and all(status == 200 for _, status, _ in after), after[:3]
     return stream
+
+
+async def test_a_request_that_gets_no_pooled_connection_in_time_gets_503(pg_url: str):
+    settings = Settings(
+        database_url=pg_url, db_pool_size=1, db_max_overflow=0, db_pool_timeout=0.01
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        await make_account(app.state.sessionmaker, rate_limit=100_000)
+        await make_campaign(app.state.sessionmaker)  # the cache is cold: every request reads
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://dialbase.test") as c:
+            replies = await asyncio.gather(
+                *(c.post(ADD, json=add_body(f"78{i:08d}")) for i in range(100))
+            )
+
+    seen = [(r.status_code, r.json()) for r in replies]
+    assert {status for status, _ in seen} == {200, 503}
+    assert all(body == (STORED if status == 200 else UNAVAILABLE) for status, body in seen)
+    stored = set(await pg_numbers(pg_url))
+    assert all(_number(r) in stored for r in replies if r.status_code == 200)
+
+
+def _number(response: httpx.Response) -> str:
+    return json.loads(response.request.content)["phoneNumber"]
