@@ -228,17 +228,20 @@ async def test_input_expiry_yesterday_local_is_past(client, sessionmaker):
 
 
 def _local(zone: str, minutes: int) -> str:
-    return (datetime.now(ZoneInfo(zone)) + timedelta(minutes=minutes)).strftime("%Y-%m-%d %H:%M:%S")
+    """The wall-clock time in ``zone``, ``minutes`` from now (computed in UTC: no DST gap)."""
+    instant = datetime.now(UTC) + timedelta(minutes=minutes)
+    return instant.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M:%S")
 
 
 async def test_input_expiry_time_ahead_in_zone_behind_utc_is_future(client, sessionmaker):
-    """Contract check 11, "read in the account's time zone": New York's now + 30 min passes.
+    """Contract check 11, "read in the account's time zone": New York's now + 90 min passes.
 
-    Read as UTC it would lie hours in the past.
+    Read as UTC it would lie hours in the past. (90 minutes: still ahead if an autumn
+    wall-clock hour repeats and the earlier one is taken.)
     """
     await make_account(sessionmaker, "nyc", "nyc-secret-key-1", timezone="America/New_York")
     await make_campaign(sessionmaker, "NYC", username="nyc")
-    sent = _local("America/New_York", 30)
+    sent = _local("America/New_York", 90)
     fields = {"userName": "nyc", "apiKey": "nyc-secret-key-1", "campaignName": "NYC"}
     assert await answer(client, expiryDate=sent, **fields) == SUCCESS
     [lead] = await all_leads(sessionmaker)
