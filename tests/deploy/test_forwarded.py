@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 
 from tests.deploy.processes import clean_env, wait_all_ready
-from tests.deploy.traffic import ADD, add_body
+from tests.deploy.traffic import ADD, add_body, clear_of_minute_edge
 
 INVALID_USER = {"status": "false", "message": "Invalid User Details", "data": None}
 
@@ -31,6 +31,7 @@ def test_the_address_limit_counts_forwarded_addresses_from_trusted_proxies_only(
         "distrusting", "--forwarded-allow-ips", "192.0.2.1", env=env("distrusting")
     )
     wait_all_ready([trusting, distrusting])
+    clear_of_minute_edge()
 
     with httpx.Client(timeout=10) as client:
         for server in (trusting, distrusting):

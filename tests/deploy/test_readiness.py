@@ -17,7 +17,7 @@ from dialbase.config import Settings
 from tests.conftest import REDIS_URL, needs_redis
 from tests.deploy.conftest import new_redis_prefix
 from tests.deploy.processes import TcpProxy, free_port
-from tests.deploy.traffic import ADD, STORED, add_body
+from tests.deploy.traffic import ADD, STORED, add_body, clear_of_minute_edge
 from tests.factories import make_account, make_campaign
 
 
@@ -55,6 +55,7 @@ async def test_unreachable_redis_fails_open_onto_counters_in_this_process(
     nothing_listens = f"redis://127.0.0.1:{free_port()}/0"
     settings = Settings(database_url=sqlite_url, redis_url=nothing_listens)
     caplog.set_level(logging.WARNING, logger="dialbase.ratelimit")
+    clear_of_minute_edge()
     async with serving(settings) as (client, sessions):
         await make_account(sessions, rate_limit=3)
         await make_campaign(sessions)
