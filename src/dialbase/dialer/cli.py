@@ -45,9 +45,12 @@ def stats_command(
     if json:
         print_json(view)
         return
-    leads = view.pop("leads")
     by_priority = view.pop("byPriority")
-    print_fields({**view, **{f"leads.{k}": v for k, v in leads.items()}})
+    flat: dict[str, Any] = {}
+    for key, value in view.items():
+        nested = value.items() if isinstance(value, dict) else [(None, value)]
+        flat |= {f"{key}.{k}" if k else key: v for k, v in nested}
+    print_fields(flat)
     for row in by_priority:
         counts = ", ".join(f"{k} {v}" for k, v in row["leads"].items())
         typer.echo(f"priority {row['priority']}: {counts}")
