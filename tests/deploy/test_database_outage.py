@@ -104,14 +104,14 @@ async def _outage_and_recovery(url: str, proxy: TcpProxy) -> Stream:
     async with client(connections=16) as http:
         lanes = [asyncio.create_task(stream.run(http, lane)) for lane in range(4)]
         try:
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(0.5)
             proxy.cut()
             cut_at = len(stream.answers)
             down = await _poll(http, readyz, lambda r: r.status_code == 503)
             assert down.json()["checks"]["database"].startswith("unavailable")
             refused = await add(http)
             assert (refused.status_code, refused.json()) == (503, UNAVAILABLE)
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(0.5)
             during = stream.since(cut_at)
 
             proxy.restore()
@@ -120,7 +120,7 @@ async def _outage_and_recovery(url: str, proxy: TcpProxy) -> Stream:
             ready = await _poll(http, readyz, lambda r: r.status_code == 200)
             assert ready.json()["checks"] == {"database": "ok"}
             restored_at = len(stream.answers)
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(0.5)
             after = stream.since(restored_at)
         finally:
             stream.stopped.set()
