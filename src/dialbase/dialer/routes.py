@@ -67,9 +67,12 @@ async def account_scope(
 
 @router.post("/campaigns/{campaign:path}/leases", response_model=LeaseList)
 async def lease_leads(
-    campaign: str, body: LeaseRequest, request: Request, credentials: Credentials
+    campaign: str, request: Request, credentials: Credentials, body: LeaseRequest | None = None
 ) -> LeaseList:
-    """Lease the campaign's next due leads (queue order); an empty list when none is due."""
+    """Lease the campaign's next due leads (queue order); an empty list when none is due.
+
+    The body may be left out: one lead, any agent and skill, the default lease time."""
+    body = body or LeaseRequest()
     async with account_scope(request, credentials) as (session, account):
         leased = await service.lease(
             session,
