@@ -115,6 +115,7 @@ class BatchStore(Protocol):
 _GUARD_SQL = (
     "INSERT INTO campaign_numbers (campaign_id, phone_number) VALUES (?, ?) ON CONFLICT DO NOTHING"
 )
+_SQLITE_BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 _LEAD_COLUMNS = (
     "campaign_id, phone_number, name, priority, expires_at, agent_id, skill, extra,"
     " status, attempts, due_at, created_at"
@@ -125,35 +126,53 @@ _SQLITE_LEAD_SQL = (
 
 
 class SQLiteBatchStore:
-    """Writes batches through one sqlite3 connection on one dedicated thread."""
+    """Writes batches through sqlite3, on the event loop while the file is free.
+
+    A batch first tries the file's write lock without waiting, from the event loop
+    thread: one process alone never waits, and a batch costs no thread hand-off. When
+    another process or connection holds the lock, the batch goes to a dedicated thread
+    whose connection waits for it (``DIALBASE_SQLITE_BUSY_TIMEOUT_MS``).
+    """
 
     def __init__(self, settings: Settings) -> None:
         self._path = sqlite_path(settings.database_url)
         self._pragmas = sqlite_pragmas(settings)
         self._timeout = settings.sqlite_busy_timeout_ms / 1000
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dialbase-writer")
-        self._conn: sqlite3.Connection | None = None
+        self._inline: sqlite3.Connection | None = None
+        self._waiting: sqlite3.Connection | None = None
 
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            conn = sqlite3.connect(
-                self._path, timeout=self._timeout, isolation_level=None, check_same_thread=False
-            )
-            for pragma in self._pragmas:
-                conn.execute(pragma)
-            self._conn = conn
-        return self._conn
+    def _connect(self, timeout: float) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self._path, timeout=timeout, isolation_level=None, check_same_thread=False
+        )
+        for pragma in self._pragmas:
+            if timeout == 0 and pragma.startswith("PRAGMA busy_timeout"):
+                continue
+            conn.execute(pragma)
+        return conn
 
     async def write(self, batch: Sequence[NewLead]) -> list[WriteResult]:
-        loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._thread, self._write, batch)
+            if self._inline is None:
+                self._inline = self._connect(0)
+            try:
+                return self._write(self._inline, batch)
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode & 0xFF not in _SQLITE_BUSY:
+                    raise
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._thread, self._write_waiting, batch)
         except sqlite3.Error as exc:
             log.error("SQLite write failed: %s", exc)
             raise ServiceUnavailable(DATABASE_DOWN) from exc
 
-    def _write(self, batch: Sequence[NewLead]) -> list[WriteResult]:
-        conn = self._connection()
+    def _write_waiting(self, batch: Sequence[NewLead]) -> list[WriteResult]:
+        if self._waiting is None:
+            self._waiting = self._connect(self._timeout)
+        return self._write(self._waiting, batch)
+
+    def _write(self, conn: sqlite3.Connection, batch: Sequence[NewLead]) -> list[WriteResult]:
         conn.execute("BEGIN IMMEDIATE")
         try:
             results = self._write_in_transaction(conn, batch)
@@ -206,12 +225,13 @@ class SQLiteBatchStore:
 
     async def close(self) -> None:
         def _close() -> None:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+            if self._waiting is not None:
+                self._waiting.close()
 
         await asyncio.get_running_loop().run_in_executor(self._thread, _close)
         self._thread.shutdown(wait=True)
+        if self._inline is not None:
+            self._inline.close()
 
 
 _PG_GUARD_SQL = """
