@@ -19,7 +19,7 @@ from dialbase.config import Settings
 from dialbase.errors import DATABASE_DOWN
 from tests.conftest import needs_postgres
 from tests.deploy.processes import TcpProxy, clean_env, wait_ready
-from tests.deploy.traffic import ADD, STORED, add_body, client, pg_numbers, seed
+from tests.deploy.traffic import ADD, STORED, add_body, client, pg_numbers, seed_in_process
 from tests.factories import make_account, make_campaign
 
 pytestmark = needs_postgres
@@ -62,7 +62,7 @@ async def _poll(http: httpx.AsyncClient, make_request, done, timeout: float = OU
 async def test_requests_get_503_while_postgres_is_cut_off_and_succeed_again_after(
     servers, pg_url: str
 ):
-    seed(clean_env(DIALBASE_DATABASE_URL=pg_url))
+    await seed_in_process(pg_url)
     target = make_url(pg_url)
     proxy = TcpProxy(target.host or "127.0.0.1", target.port or 5432)
     proxy.start()

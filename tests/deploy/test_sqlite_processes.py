@@ -10,8 +10,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from dialbase.config import Settings
-from dialbase.db import create_engine, make_sessionmaker
 from tests.deploy import processes
 from tests.deploy.processes import Server, clean_env, kill, wait_ready
 from tests.deploy.traffic import (
@@ -22,9 +20,9 @@ from tests.deploy.traffic import (
     answers,
     burst,
     client,
+    seed_in_process,
     sqlite_numbers,
 )
-from tests.factories import make_account, make_campaign
 
 REQUESTS = 300
 
@@ -34,18 +32,8 @@ def seeded_file(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory)
     """A migrated SQLite file holding account ``acme`` and its campaign ``Sales``."""
     path = tmp_path_factory.mktemp("seeded") / "seeded.db"
     shutil.copyfile(sqlite_template, path)
-    asyncio.run(_seed(f"sqlite:///{path}"))
+    asyncio.run(seed_in_process(f"sqlite:///{path}"))
     return path
-
-
-async def _seed(url: str) -> None:
-    engine = create_engine(Settings(database_url=url))
-    try:
-        sessions = make_sessionmaker(engine)
-        await make_account(sessions, rate_limit=100_000)
-        await make_campaign(sessions)
-    finally:
-        await engine.dispose()
 
 
 def _copy(seeded_file: Path, folder: Path) -> tuple[Path, dict[str, str]]:

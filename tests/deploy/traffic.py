@@ -13,9 +13,12 @@ from typing import Any
 import asyncpg
 import httpx
 
+from dialbase.config import Settings
+from dialbase.db import create_engine, make_sessionmaker
 from dialbase.leads.writer import asyncpg_dsn
+from dialbase.migrate import upgrade
 from tests.deploy.processes import run_cli
-from tests.factories import body
+from tests.factories import body, make_account, make_campaign
 
 ADD = "/ca_apis/AddCampaignData"
 STORED = {"status": "Success", "message": "SuccessFully Updated Progressive Campaign"}
@@ -35,6 +38,18 @@ def seed(env: dict[str, str], username: str = "acme", rate_limit: int = 100_000)
         "campaign", "create", "--username", username, "--name", "Sales",
         "--dial-type", "Progressive", env=env,
     )  # fmt: skip
+
+
+async def seed_in_process(url: str, rate_limit: int = 100_000) -> None:
+    """What ``seed`` makes, without the CLI's start-up cost (migrates first)."""
+    engine = create_engine(Settings(database_url=url))
+    try:
+        await upgrade(engine)
+        sessions = make_sessionmaker(engine)
+        await make_account(sessions, rate_limit=rate_limit)
+        await make_campaign(sessions)
+    finally:
+        await engine.dispose()
 
 
 def clear_of_minute_edge(margin: float = 10.0) -> None:
