@@ -15,7 +15,6 @@ from sqlalchemy.engine import make_url
 from dialbase.app import create_app
 from dialbase.config import Settings
 from tests.conftest import REDIS_URL, needs_redis
-from tests.deploy.conftest import new_redis_prefix
 from tests.deploy.processes import TcpProxy, free_port
 from tests.deploy.traffic import ADD, STORED, add_body, clear_of_minute_edge
 from tests.factories import make_account, make_campaign
@@ -74,16 +73,14 @@ async def test_unreachable_redis_fails_open_onto_counters_in_this_process(
 
 @needs_redis
 async def test_redis_cut_off_then_back_leads_are_still_stored_and_readiness_follows(
-    sqlite_url: str,
+    sqlite_url: str, redis_prefix: str
 ):
     assert REDIS_URL
     target = make_url(REDIS_URL)
     proxy = TcpProxy(target.host or "127.0.0.1", target.port or 6379)
     proxy.start()
     through_proxy = f"redis://127.0.0.1:{proxy.port}/{target.database or 0}"
-    settings = Settings(
-        database_url=sqlite_url, redis_url=through_proxy, redis_prefix=new_redis_prefix()
-    )
+    settings = Settings(database_url=sqlite_url, redis_url=through_proxy, redis_prefix=redis_prefix)
     try:
         async with serving(settings) as (client, sessions):
             await make_account(sessions)
