@@ -1,4 +1,4 @@
-"""The queue rules (docs/dialer.md), each pinned on SQLite and PostgreSQL."""
+"""The queue rules (docs/api.md, "Queue rules"), each pinned on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The dialing queue's statements: settle time-driven changes, pick the due leads.
 
-Queue rules (docs/dialer.md): a lead is due when its campaign runs, it is ``pending``
+Queue rules (docs/api.md, "Queue rules"): a lead is due when its campaign runs, it is ``pending``
 (new, or its retry time came, or its lease lapsed) and it has not expired. Order:
 priority high to low, then earlier ``due_at``, then arrival (id). Every statement is
 served by an index declared in ``dialer.models`` (no scan of the campaign's leads).
