@@ -41,7 +41,9 @@ needs_redis = pytest.mark.skipif(not REDIS_URL, reason="DIALBASE_TEST_REDIS_URL 
 
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
-    pytest.param("postgres", id="postgres+redis" if REDIS_URL else "postgres", marks=needs_postgres),
+    pytest.param(
+        "postgres", id="postgres+redis" if REDIS_URL else "postgres", marks=needs_postgres
+    ),
 ]
 
 
@@ -140,10 +142,15 @@ async def app(settings: Settings) -> AsyncIterator[object]:
         yield application
 
 
+def client_for_app(app: object) -> httpx.AsyncClient:
+    """An HTTP client calling the ASGI app in process, from ``CLIENT_ADDRESS``."""
+    transport = httpx.ASGITransport(app=app, client=(CLIENT_ADDRESS, 40000))  # type: ignore[arg-type]
+    return httpx.AsyncClient(transport=transport, base_url="http://dialbase.test")
+
+
 @pytest.fixture
 async def client(app: object) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app, client=(CLIENT_ADDRESS, 40000))  # type: ignore[arg-type]
-    async with httpx.AsyncClient(transport=transport, base_url="http://dialbase.test") as c:
+    async with client_for_app(app) as c:
         yield c
 
 

@@ -163,7 +163,7 @@ class SQLiteBatchStore:
                     raise
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._thread, self._write_waiting, batch)
-        except sqlite3.Error as exc:
+        except sqlite3.OperationalError as exc:  # locked too long, disk full, file gone
             log.error("SQLite write failed: %s", exc)
             raise ServiceUnavailable(DATABASE_DOWN) from exc
 
@@ -333,6 +333,15 @@ def _lead_arrays(leads: Sequence[NewLead]) -> list[list[Any]]:
     ]
 
 
+LEAD_REFUSED = "The database refused this lead; nothing was stored. The error is logged."
+
+
+def _fail(batch: list[tuple[NewLead, asyncio.Future[WriteResult]]], exc: Exception) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(exc)
+
+
 class GroupCommitWriter:
     """Queues leads from concurrent requests and writes them a batch at a time."""
 
@@ -363,13 +372,16 @@ class GroupCommitWriter:
     async def _write(self, batch: list[tuple[NewLead, asyncio.Future[WriteResult]]]) -> None:
         try:
             results = await self._store.write([lead for lead, _ in batch])
-        except Exception as exc:
-            if not isinstance(exc, ServiceUnavailable):
-                log.exception("write batch failed")
-                exc = ServiceUnavailable(DATABASE_DOWN)
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
+        except ServiceUnavailable as exc:
+            _fail(batch, exc)
+            return
+        except Exception:
+            if len(batch) > 1:  # find the lead the database refused; write the others
+                for item in batch:
+                    await self._write([item])
+                return
+            log.exception("the database refused a lead")
+            _fail(batch, ServiceUnavailable(LEAD_REFUSED))
             return
         for (_, future), result in zip(batch, results, strict=True):
             if not future.done():
