@@ -14,6 +14,7 @@ from tests.compat.helpers import (
     running_app,
     updated,
 )
+from tests.conftest import REDIS_URL, needs_redis
 from tests.factories import OMIT, all_leads, make_account, make_campaign
 
 SUCCESS = updated("Progressive")
@@ -102,13 +103,13 @@ async def test_rate_limit_per_address_for_failed_identification(backend):
         assert len(await all_leads(app.state.sessionmaker)) == 1
 
 
+@needs_redis
 async def test_rate_limit_shared_by_workers(backend):
     """Contract rate limit: "shared by every worker process" (Redis; two apps, one count)."""
-    if backend.redis_url is None:
-        pytest.skip("counters are shared through Redis only (DIALBASE_TEST_REDIS_URL)")
+    settings = backend.settings(redis_url=REDIS_URL)
     async with (
-        running_app(backend.settings()) as one,
-        running_app(backend.settings()) as two,
+        running_app(settings) as one,
+        running_app(settings) as two,
         client_for(one) as first,
         client_for(two) as second,
     ):
