@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import orjson
@@ -24,7 +24,18 @@ DIALBASE = VENV_BIN / "dialbase"
 LUA = BENCH / "ingest.lua"
 API_KEY = "benchkey123"
 PG_URL = "postgresql://postgres@127.0.0.1:5432/{}"
-PSQL = ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qAt", "-v", "ON_ERROR_STOP=1"]
+PSQL = [
+    "psql",
+    "-h",
+    "127.0.0.1",
+    "-U",
+    "postgres",
+    "-d",
+    "postgres",
+    "-qAt",
+    "-v",
+    "ON_ERROR_STOP=1",
+]
 SERVER_ENV = {"DIALBASE_LOG_LEVEL": "warning", "DIALBASE_IP_RATE_LIMIT": "100000000"}
 REFERENCE_CMD = "{python} bench/reference_app.py --port {port} --database-url {url}"
 DIALBASE_CMD = "{dialbase} serve --host 127.0.0.1 --port {port} --database-url {url}"
@@ -36,8 +47,14 @@ def die(msg: str) -> None:
 
 def run(cmd: list, **kw) -> subprocess.CompletedProcess:
     """Run a command with a bounded runtime, capturing text output."""
-    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True,
-                          timeout=kw.pop("timeout", 120), cwd=ROOT, **kw)
+    return subprocess.run(
+        [str(c) for c in cmd],
+        capture_output=True,
+        text=True,
+        timeout=kw.pop("timeout", 120),
+        cwd=ROOT,
+        **kw,
+    )
 
 
 def ensure_wrk() -> None:
@@ -91,10 +108,32 @@ def dialbase_setup(url: str) -> str:
     """Create the bench account and campaign with the dialbase CLI; return the API key."""
     if not DIALBASE.exists():
         die(f"{DIALBASE} not found: install dialbase into the venv (pip install -e .)")
-    account = [DIALBASE, "account", "create", "--username", "bench", "--api-key", API_KEY,
-               "--rate-limit", "100000000", "--database-url", url]
-    campaign = [DIALBASE, "campaign", "create", "--username", "bench", "--name", "Bench",
-                "--dial-type", "Progressive", "--database-url", url]
+    account = [
+        DIALBASE,
+        "account",
+        "create",
+        "--username",
+        "bench",
+        "--api-key",
+        API_KEY,
+        "--rate-limit",
+        "100000000",
+        "--database-url",
+        url,
+    ]
+    campaign = [
+        DIALBASE,
+        "campaign",
+        "create",
+        "--username",
+        "bench",
+        "--name",
+        "Bench",
+        "--dial-type",
+        "Progressive",
+        "--database-url",
+        url,
+    ]
     outputs = []
     for cmd in (account, campaign):
         res = run(cmd, env={**os.environ, **SERVER_ENV})
@@ -113,10 +152,8 @@ def process_tree(root: int) -> list:
     parents = {}
     for p in Path("/proc").iterdir():
         if p.name.isdigit():
-            try:
+            with suppress(OSError, ValueError, IndexError):
                 parents[int(p.name)] = _ppid(p.name)
-            except (OSError, ValueError, IndexError):
-                pass
     tree, frontier = [root], [root]
     while frontier:
         frontier = [pid for pid, ppid in parents.items() if ppid in frontier]
@@ -141,10 +178,15 @@ class Server:
 
     def __init__(self, cmd: list, env: dict, port: int):
         self.port, self.cmd = port, [str(c) for c in cmd]
-        self.log = tempfile.NamedTemporaryFile(prefix="dialbase-bench-", suffix=".log")
-        self.proc = subprocess.Popen(pinned(0) + self.cmd, cwd=ROOT, env={**os.environ, **env},
-                                     stdout=self.log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.log = tempfile.NamedTemporaryFile(prefix="dialbase-bench-", suffix=".log")  # noqa: SIM115 (closed in stop)
+        self.proc = subprocess.Popen(
+            pinned(0) + self.cmd,
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.pid = self.proc.pid  # taskset and console scripts exec, so this is the server
 
     def log_tail(self, n: int = 30) -> str:
@@ -164,7 +206,9 @@ class Server:
         deadline = time.monotonic() + timeout
         while not self.healthy():
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                die(f"server not ready: {shlex.join(self.cmd)}\n--- log tail ---\n{self.log_tail()}")
+                die(
+                    f"server not ready: {shlex.join(self.cmd)}\n--- log tail ---\n{self.log_tail()}"
+                )
             time.sleep(0.1)
 
     def stop(self) -> None:
@@ -188,12 +232,25 @@ def running_server(cmd: list, env: dict, port: int):
         server.stop()
 
 
-def run_wrk(port: int, seconds: float, run_index: int, api_key: str,
-            connections: int = 32, threads: int = 1) -> dict:
+def run_wrk(
+    port: int, seconds: float, run_index: int, api_key: str, connections: int = 32, threads: int = 1
+) -> dict:
     """One wrk run with ingest.lua; returns its BENCH_RESULT plus rps and non_2xx."""
-    cmd = pinned(1) + ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s",
-                       "--latency", "-s", LUA, f"http://127.0.0.1:{port}/ca_apis/AddCampaignData",
-                       "--", run_index, api_key]
+    cmd = pinned(1) + [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--timeout",
+        "5s",
+        "--latency",
+        "-s",
+        LUA,
+        f"http://127.0.0.1:{port}/ca_apis/AddCampaignData",
+        "--",
+        run_index,
+        api_key,
+    ]
     res = run(cmd, timeout=seconds + 60)
     line = next((ln for ln in res.stdout.splitlines() if ln.startswith("BENCH_RESULT ")), None)
     if res.returncode or not line:

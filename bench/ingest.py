@@ -15,17 +15,38 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from pathlib import Path
 
 import orjson
-
-from benchlib import (DIALBASE_CMD, REFERENCE_CMD, RESULTS, ROOT, VENV_BIN, ensure_wrk, run,
-                      rss_kb, run_wrk, serve_app)
+from benchlib import (
+    DIALBASE_CMD,
+    REFERENCE_CMD,
+    RESULTS,
+    ROOT,
+    VENV_BIN,
+    die,
+    ensure_wrk,
+    rss_kb,
+    run,
+    run_wrk,
+    serve_app,
+)
 from profile_top import top_functions
 
 APPS = ("reference", "dialbase")
-COLUMNS = ("backend", "app", "req/s", "p50 ms", "p99 ms", "non-2xx", "socket err", "RSS MiB",
-           "dialbase/reference")
+COLUMNS = (
+    "backend",
+    "app",
+    "req/s",
+    "p50 ms",
+    "p99 ms",
+    "Success %",
+    "non-2xx",
+    "socket err",
+    "RSS MiB",
+    "dialbase/reference",
+)
 
 
 def parse_args() -> argparse.Namespace:
@@ -36,19 +57,26 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--warmup", type=int, default=2, help="seconds of warm-up before the runs")
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--threads", type=int, default=1, help="wrk threads (1 or 2)")
-    ap.add_argument("--profile", action="store_true",
-                    help="one extra dialbase run under py-spy; writes results/profile-<backend>*.txt")
-    ap.add_argument("--dialbase-cmd", default=os.environ.get("BENCH_DIALBASE_CMD", DIALBASE_CMD),
-                    help="testing only: server command template instead of 'dialbase serve' "
-                         "(fields {python} {dialbase} {port} {url}; skips the CLI setup)")
+    ap.add_argument(
+        "--profile",
+        action="store_true",
+        help="one extra dialbase run under py-spy; writes results/profile-<backend>*.txt",
+    )
+    ap.add_argument(
+        "--dialbase-cmd",
+        default=os.environ.get("BENCH_DIALBASE_CMD", DIALBASE_CMD),
+        help="testing only: server command template instead of 'dialbase serve' "
+        "(fields {python} {dialbase} {port} {url}; skips the CLI setup)",
+    )
     return ap.parse_args()
 
 
 def bench_app(args, backend: str, app: str) -> dict:
     template = REFERENCE_CMD if app == "reference" else args.dialbase_cmd
     with serve_app(template, backend, app) as (server, key):
-        load = functools.partial(run_wrk, server.port, api_key=key,
-                                 connections=args.connections, threads=args.threads)
+        load = functools.partial(
+            run_wrk, server.port, api_key=key, connections=args.connections, threads=args.threads
+        )
         load(args.warmup, 0)
         runs = [show_run(backend, app, i, load(args.duration, i)) for i in range(1, args.runs + 1)]
         rss = rss_kb(server.pid)
@@ -59,8 +87,11 @@ def bench_app(args, backend: str, app: str) -> dict:
 
 
 def show_run(backend: str, app: str, i: int, r: dict) -> dict:
-    print(f"{backend:8} {app:9} run {i}: {r['rps']:9.0f} req/s  p50 {r['p50_us'] / 1000:6.2f} ms"
-          f"  p99 {r['p99_us'] / 1000:6.2f} ms  status {r['status']}", flush=True)
+    print(
+        f"{backend:8} {app:9} run {i}: {r['rps']:9.0f} req/s  p50 {r['p50_us'] / 1000:6.2f} ms"
+        f"  p99 {r['p99_us'] / 1000:6.2f} ms  status {r['status']}",
+        flush=True,
+    )
     return r
 
 
@@ -71,10 +102,19 @@ def summarize(backend: str, app: str, runs: list, rss: int) -> dict:
     def total(key):
         return sum(r[key] for r in runs)
 
-    return {"backend": backend, "app": app, "rps": median("rps"), "p50_ms": median("p50_us") / 1000,
-            "p99_ms": median("p99_us") / 1000, "requests": total("requests"),
-            "non_2xx": total("non_2xx"), "socket_errors": total("socket_errors"),
-            "ok_bodies": total("ok_bodies"), "rss_mib": rss / 1024, "runs": runs}
+    return {
+        "backend": backend,
+        "app": app,
+        "rps": median("rps"),
+        "p50_ms": median("p50_us") / 1000,
+        "p99_ms": median("p99_us") / 1000,
+        "requests": total("requests"),
+        "non_2xx": total("non_2xx"),
+        "socket_errors": total("socket_errors"),
+        "ok_bodies": total("ok_bodies"),
+        "rss_mib": rss / 1024,
+        "runs": runs,
+    }
 
 
 def ensure_py_spy() -> str:
@@ -82,22 +122,46 @@ def ensure_py_spy() -> str:
     if not py_spy.exists():
         print("bench: installing py-spy into the venv ...", flush=True)
         run([VENV_BIN / "python", "-m", "pip", "install", "-q", "py-spy"], timeout=300)
+    if not py_spy.exists():
+        die("py-spy is missing and '.venv/bin/python -m pip install py-spy' failed")
     return str(py_spy)
 
 
 def profile(pid: int, load, backend: str) -> None:
-    """Record one load run with py-spy attached to the server; write raw + top summary."""
+    """Record one load run with py-spy attached to the server; write raw + top summary.
+
+    --gil samples only the thread holding the GIL, i.e. where the worker's Python CPU
+    time goes: without it, threads parked in C waits (aiosqlite, executors) count as busy.
+    """
     raw, top = RESULTS / f"profile-{backend}.txt", RESULTS / f"profile-{backend}-top.txt"
     raw.unlink(missing_ok=True)
-    spy = subprocess.Popen([ensure_py_spy(), "record", "--pid", str(pid), "--subprocesses",
-                            "--rate", "200", "--format", "raw", "-o", str(raw)],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    spy = subprocess.Popen(
+        [
+            ensure_py_spy(),
+            "record",
+            "--pid",
+            str(pid),
+            "--subprocesses",
+            "--gil",
+            "--rate",
+            "200",
+            "--format",
+            "raw",
+            "-o",
+            str(raw),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     time.sleep(1)  # let py-spy attach
     result = load()
     spy.send_signal(2)  # SIGINT: py-spy writes the profile and exits
     output = spy.communicate(timeout=60)[0]
     if not raw.exists():
-        print(f"bench: py-spy failed (ptrace not permitted?), no profile:\n{output}", file=sys.stderr)
+        print(
+            f"bench: py-spy failed (ptrace not permitted?), no profile:\n{output}", file=sys.stderr
+        )
         return
     top.write_text(top_functions(raw))
     print(f"{backend:8} dialbase  profiled run: {result['rps']:.0f} req/s; wrote {raw} and {top}")
@@ -114,38 +178,74 @@ def markdown_table(rows: list) -> str:
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for r in rows:
         ratio = f"{r['ratio']:.2f}" if "ratio" in r else ""
-        cells = (r["backend"], r["app"], f"{r['rps']:.0f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}",
-                 r["non_2xx"], r["socket_errors"], f"{r['rss_mib']:.1f}", ratio)
+        success = 100 * r["ok_bodies"] / max(r["requests"], 1)
+        cells = (
+            r["backend"],
+            r["app"],
+            f"{r['rps']:.0f}",
+            f"{r['p50_ms']:.2f}",
+            f"{r['p99_ms']:.2f}",
+            f"{success:.1f}",
+            r["non_2xx"],
+            r["socket_errors"],
+            f"{r['rss_mib']:.1f}",
+            ratio,
+        )
         lines.append("| " + " | ".join(map(str, cells)) + " |")
     return "\n".join(lines)
 
 
 def environment(args) -> dict:
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo")
-                if ln.startswith("model name")), platform.machine())
+    cpu = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ),
+        platform.machine(),
+    )
     commit = run(["git", "rev-parse", "--short", "HEAD"]).stdout.strip()
-    return {"command": " ".join(sys.argv), "args": vars(args), "cpu": cpu, "cpus": os.cpu_count(),
-            "python": platform.python_version(), "git_commit": commit or None,
-            "wrk": run(["wrk", "-v"]).stdout.splitlines()[0],
-            "dialbase_stand_in": args.dialbase_cmd != DIALBASE_CMD}
+    return {
+        "command": " ".join(sys.argv),
+        "args": vars(args),
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "git_commit": commit or None,
+        "load_average_at_end": os.getloadavg(),
+        "wrk": run(["wrk", "-v"]).stdout.splitlines()[0],
+        "dialbase_stand_in": args.dialbase_cmd != DIALBASE_CMD,
+    }
 
 
 def write_results(args, rows: list, table: str) -> str:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     env = environment(args)
-    note = "\n\n**dialbase replaced by a stand-in (`--dialbase-cmd`): not a dialbase result.**" \
-        if env["dialbase_stand_in"] else ""
+    note = (
+        "\n\n**dialbase replaced by a stand-in (`--dialbase-cmd`): not a dialbase result.**"
+        if env["dialbase_stand_in"]
+        else ""
+    )
     data = orjson.dumps({"environment": env, "results": rows}, option=orjson.OPT_INDENT_2).decode()
     path = RESULTS / f"ingest-{stamp}.md"
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"# Ingest benchmark {stamp} UTC\n\n`{env['command']}` on {env['cpu']} "
-                    f"({env['cpus']} CPUs){note}\n\n{table}\n\n```json\n{data}\n```\n")
+    path.write_text(
+        f"# Ingest benchmark {stamp} UTC\n\n`{env['command']}` on {env['cpu']} "
+        f"({env['cpus']} CPUs){note}\n\n{table}\n\n```json\n{data}\n```\n"
+    )
     return str(path.relative_to(ROOT))
 
 
 def main() -> None:
     args = parse_args()
     ensure_wrk()
+    args.load_average_at_start = load = os.getloadavg()
+    if load[0] > 0.5:
+        print(
+            f"bench: warning: load average {load[0]:.1f}: other work on this machine will skew "
+            "the numbers",
+            file=sys.stderr,
+        )
     RESULTS.mkdir(parents=True, exist_ok=True)
     backends = ("sqlite", "postgres") if args.backend == "both" else (args.backend,)
     rows = [bench_app(args, backend, app) for backend in backends for app in APPS]

@@ -24,8 +24,11 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--chunk", type=int, default=15, help="seconds per wrk run")
     ap.add_argument("--interval", type=float, default=2, help="seconds between RSS samples")
     ap.add_argument("--connections", type=int, default=32)
-    ap.add_argument("--dialbase-cmd", default=os.environ.get("BENCH_DIALBASE_CMD", DIALBASE_CMD),
-                    help="testing only: server command template instead of 'dialbase serve'")
+    ap.add_argument(
+        "--dialbase-cmd",
+        default=os.environ.get("BENCH_DIALBASE_CMD", DIALBASE_CMD),
+        help="testing only: server command template instead of 'dialbase serve'",
+    )
     return ap.parse_args()
 
 
@@ -55,8 +58,11 @@ def soak(args, server, key: str) -> int:
         chunk += 1
         r = run_wrk(server.port, args.chunk, chunk, key, connections=args.connections)
         sent += r["requests"]
-        print(f"chunk {chunk}: {sent:>9} requests  {r['rps']:7.0f} req/s  non-2xx {r['non_2xx']}"
-              f"  RSS {rss_kb(server.pid) / 1024:.1f} MiB", flush=True)
+        print(
+            f"chunk {chunk}: {sent:>9} requests  {r['rps']:7.0f} req/s  non-2xx {r['non_2xx']}"
+            f"  RSS {rss_kb(server.pid) / 1024:.1f} MiB",
+            flush=True,
+        )
     return sent
 
 
@@ -68,8 +74,10 @@ def main() -> None:
         sampler.start()
         sent = soak(args, server, key)
         samples = [kb / 1024 for kb in sampler.stop()]
-    print(f"\n{args.backend}: {sent} requests; RSS start {samples[0]:.1f} MiB, "
-          f"peak {max(samples):.1f} MiB, end {samples[-1]:.1f} MiB ({len(samples)} samples)")
+    print(
+        f"\n{args.backend}: {sent} requests; RSS start {samples[0]:.1f} MiB, "
+        f"peak {max(samples):.1f} MiB, end {samples[-1]:.1f} MiB ({len(samples)} samples)"
+    )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Top functions of a py-spy raw (collapsed stacks) profile, by own and inclusive time.
 
-    .venv/bin/python bench/profile_top.py bench/results/profile-sqlite.txt [-n 25]
+.venv/bin/python bench/profile_top.py bench/results/profile-sqlite.txt [-n 25]
 """
 
 import argparse

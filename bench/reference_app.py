@@ -22,8 +22,10 @@ SCHEMA = """CREATE TABLE IF NOT EXISTS bench_leads (
     id {pk}, campaign_name TEXT NOT NULL, phone_number TEXT NOT NULL,
     name TEXT, priority TEXT, body TEXT NOT NULL);
 CREATE UNIQUE INDEX IF NOT EXISTS bench_leads_uq ON bench_leads (campaign_name, phone_number)"""
-INSERT = ("INSERT INTO bench_leads (campaign_name, phone_number, name, priority, body) "
-          "VALUES ({}) ON CONFLICT DO NOTHING")
+INSERT = (
+    "INSERT INTO bench_leads (campaign_name, phone_number, name, priority, body) "
+    "VALUES ({}) ON CONFLICT DO NOTHING"
+)
 OK = orjson.dumps({"status": "Success", "message": "ok"})
 FAIL = orjson.dumps({"status": "Fail", "message": "invalid JSON body"})
 
@@ -63,8 +65,13 @@ class PostgresStore:
 async def add_campaign_data(request):
     try:
         data = orjson.loads(await request.body())
-        row = (str(data["campaignName"]), str(data["phoneNumber"]), data.get("Name"),
-               data.get("priority"), orjson.dumps(data).decode())
+        row = (
+            str(data["campaignName"]),
+            str(data["phoneNumber"]),
+            data.get("Name"),
+            data.get("priority"),
+            orjson.dumps(data).decode(),
+        )
     except (orjson.JSONDecodeError, KeyError, TypeError):
         return Response(FAIL, 400, media_type="application/json")
     await request.app.state.store.insert(row)
@@ -83,8 +90,10 @@ def make_app(url: str) -> Starlette:
         yield
         await app.state.store.close()
 
-    routes = [Route("/ca_apis/AddCampaignData", add_campaign_data, methods=["POST"]),
-              Route("/healthz", healthz)]
+    routes = [
+        Route("/ca_apis/AddCampaignData", add_campaign_data, methods=["POST"]),
+        Route("/healthz", healthz),
+    ]
     return Starlette(routes=routes, lifespan=lifespan)
 
 
@@ -94,8 +103,16 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=8001)
     ap.add_argument("--database-url", required=True)
     args = ap.parse_args()
-    uvicorn.run(make_app(args.database_url), host=args.host, port=args.port, loop="uvloop",
-                http="httptools", workers=1, access_log=False, log_level="warning")
+    uvicorn.run(
+        make_app(args.database_url),
+        host=args.host,
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        workers=1,
+        access_log=False,
+        log_level="warning",
+    )
 
 
 if __name__ == "__main__":

@@ -15,8 +15,9 @@ down_revision = "0001"
 branch_labels = None
 depends_on = None
 
-_ORDER = [sa.text("priority DESC"), "due_at", "id"]
-_PARTIAL = {
+Column = str | sa.TextClause
+_ORDER: list[Column] = [sa.text("priority DESC"), "due_at", "id"]
+_PARTIAL: dict[str, list[Column]] = {
     "ix_leads_agent_queue": ["campaign_id", "status", "agent_id", *_ORDER],
     "ix_leads_skill_queue": ["campaign_id", "status", "skill", *_ORDER],
     "ix_leads_expiry": ["campaign_id", "status", "expires_at"],
