@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import os
 import sys
@@ -10,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import typer
 import uvicorn
+import uvicorn.config
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialbase.accounts import service as accounts
@@ -83,10 +85,22 @@ def serve(
         port=port,
         workers=workers,
         log_level=settings.log_level,
+        log_config=log_config(settings.log_level),
         access_log=access_log,
         proxy_headers=True,
         forwarded_allow_ips=forwarded_allow_ips,
     )
+
+
+def log_config(level: str) -> dict[str, object]:
+    """uvicorn's logging setup, plus dialbase's own loggers at the same level."""
+    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    config["loggers"]["dialbase"] = {
+        "handlers": ["default"],
+        "level": level.upper(),
+        "propagate": False,
+    }
+    return config
 
 
 async def _noop(_session: AsyncSession) -> None:

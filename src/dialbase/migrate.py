@@ -1,7 +1,8 @@
 """Apply the Alembic migrations shipped inside the package.
 
 Safe to run from many processes at once: on PostgreSQL an advisory lock lets one
-process migrate while the others wait; on SQLite the file's write lock does the same.
+process migrate while the others wait; on SQLite the file's write lock, taken before
+the schema version is read, does the same.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ def _upgrade(connection: Connection, revision: str) -> None:
     cfg.attributes["connection"] = connection
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
+    else:  # take the file's write lock before reading the schema version
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
     command.upgrade(cfg, revision)
 
 
