@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     db_pool_timeout: float = Field(default=10.0, gt=0)
     db_connect_timeout: float = Field(default=5.0, gt=0)
     db_statement_timeout_ms: int = Field(default=10_000, ge=0)
+    # Connections of the lead writer (PostgreSQL): batches written at once, per process.
+    db_writer_connections: int = Field(default=4, ge=1)
     # "normal" survives a killed process; "full" also survives a power cut (slower).
     sqlite_synchronous: str = Field(default="normal", pattern="^(normal|full)$")
     sqlite_busy_timeout_ms: int = Field(default=10_000, ge=0)

@@ -107,6 +107,8 @@ def _apply_action(result: WriteResult, lead: NewLead, changed: bool) -> None:
 
 
 class BatchStore(Protocol):
+    concurrency: int  # how many batches may be written at once
+
     async def write(self, batch: Sequence[NewLead]) -> list[WriteResult]: ...
 
     async def close(self) -> None: ...
@@ -133,6 +135,8 @@ class SQLiteBatchStore:
     another process or connection holds the lock, the batch goes to a dedicated thread
     whose connection waits for it (``DIALBASE_SQLITE_BUSY_TIMEOUT_MS``).
     """
+
+    concurrency = 1  # one writer at a time holds a SQLite file anyway
 
     def __init__(self, settings: Settings) -> None:
         self._path = sqlite_path(settings.database_url)
@@ -255,9 +259,16 @@ def asyncpg_dsn(url: str) -> str:
 
 
 class PostgresBatchStore:
-    """Writes each batch with four statements, whatever its size (``unnest`` arrays)."""
+    """Writes each batch with four statements, whatever its size (``unnest`` arrays).
+
+    Several batches may be in flight on their own connections: while one waits for its
+    commit, the next is already being written. Guards are inserted in key order and
+    campaigns updated in id order, so concurrent batches wait for each other but do not
+    deadlock (and a deadlock from elsewhere is retried).
+    """
 
     def __init__(self, settings: Settings) -> None:
+        self.concurrency = settings.db_writer_connections
         self._dsn = asyncpg_dsn(settings.database_url)
         self._timeout = settings.db_connect_timeout
         self._command_timeout = max(settings.db_statement_timeout_ms / 1000, 1.0)
@@ -268,7 +279,7 @@ class PostgresBatchStore:
             self._pool = await asyncpg.create_pool(
                 self._dsn,
                 min_size=1,
-                max_size=2,
+                max_size=self.concurrency,
                 timeout=self._timeout,
                 command_timeout=self._command_timeout,
             )
@@ -307,7 +318,8 @@ class PostgresBatchStore:
         plan = plan_batch(batch, revision, inserted)
         if plan.stored:
             await conn.execute(_PG_LEAD_SQL, *_lead_arrays(plan.stored), utcnow())
-        for lead, result in zip(batch, plan.results, strict=True):
+        by_campaign = sorted(zip(batch, plan.results, strict=True), key=_campaign_id)
+        for lead, result in by_campaign:
             if result.outcome is Outcome.STORED and lead.action in ("start", "stop"):
                 status = await conn.execute(
                     _PG_ACTION_SQL, lead.action == "start", lead.campaign_id
@@ -318,6 +330,10 @@ class PostgresBatchStore:
     async def close(self) -> None:
         if self._pool is not None:
             await self._pool.close()
+
+
+def _campaign_id(pair: tuple[NewLead, WriteResult]) -> int:
+    return pair[0].campaign_id
 
 
 def _lead_arrays(leads: Sequence[NewLead]) -> list[list[Any]]:
@@ -351,6 +367,8 @@ class GroupCommitWriter:
         self._queue: list[tuple[NewLead, asyncio.Future[WriteResult]]] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._slots = asyncio.Semaphore(store.concurrency)
+        self._in_flight: set[asyncio.Task[None]] = set()
 
     async def submit(self, lead: NewLead) -> WriteResult:
         if self._task is None:
@@ -365,9 +383,20 @@ class GroupCommitWriter:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._queue:
+                await self._slots.acquire()
                 batch = self._queue[: self._max_batch]
                 del self._queue[: self._max_batch]
-                await self._write(batch)
+                task = asyncio.create_task(self._write_in_slot(batch))
+                self._in_flight.add(task)
+                task.add_done_callback(self._in_flight.discard)
+
+    async def _write_in_slot(
+        self, batch: list[tuple[NewLead, asyncio.Future[WriteResult]]]
+    ) -> None:
+        try:
+            await self._write(batch)
+        finally:
+            self._slots.release()
 
     async def _write(self, batch: list[tuple[NewLead, asyncio.Future[WriteResult]]]) -> None:
         try:
@@ -389,7 +418,7 @@ class GroupCommitWriter:
 
     async def close(self) -> None:
         if self._task is not None:
-            while self._queue:
+            while self._queue or self._in_flight:
                 await asyncio.sleep(0.01)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
