@@ -238,17 +238,37 @@ class SQLiteBatchStore:
             self._inline.close()
 
 
-_PG_GUARD_SQL = """
-INSERT INTO campaign_numbers (campaign_id, phone_number)
-SELECT c, p FROM unnest($1::integer[], $2::text[]) AS t(c, p) ORDER BY c, p
-ON CONFLICT DO NOTHING
-RETURNING campaign_id, phone_number
-"""
-_PG_LEAD_SQL = f"""
-INSERT INTO leads ({_LEAD_COLUMNS})
-SELECT c, p, n, pr, e, a, s, x::json, 'pending', 0, $9, $9
-FROM unnest($1::integer[], $2::text[], $3::text[], $4::integer[], $5::timestamptz[],
-            $6::text[], $7::text[], $8::text[]) AS t(c, p, n, pr, e, a, s, x)
+# One statement writes a whole batch (one round trip, one commit): it reads the revision,
+# inserts the missing number guards in key order, keeps a lead unless its duplicate check
+# is on and it is not the first lead of a newly guarded number, inserts the kept leads in
+# arrival order, and returns the revision and the (1-based) positions of the kept leads.
+_PG_BATCH_SQL = f"""
+WITH rev AS (SELECT value AS v FROM config_revision WHERE id = 1),
+input AS (
+    SELECT * FROM unnest(
+        $1::integer[], $2::text[], $3::text[], $4::integer[], $5::timestamptz[],
+        $6::text[], $7::text[], $8::text[], $9::boolean[], $10::integer[]
+    ) WITH ORDINALITY AS t(c, p, n, pr, e, a, s, x, dup, r, ord)
+),
+live AS (SELECT * FROM input WHERE r >= (SELECT v FROM rev)),
+guard AS (
+    INSERT INTO campaign_numbers (campaign_id, phone_number)
+    SELECT DISTINCT c, p FROM live ORDER BY c, p
+    ON CONFLICT DO NOTHING
+    RETURNING campaign_id, phone_number
+),
+firsts AS (SELECT DISTINCT ON (c, p) ord FROM live ORDER BY c, p, ord),
+kept AS (
+    SELECT * FROM live
+    WHERE NOT dup
+       OR (ord IN (SELECT ord FROM firsts)
+           AND (c, p) IN (SELECT campaign_id, phone_number FROM guard))
+),
+added AS (
+    INSERT INTO leads ({_LEAD_COLUMNS})
+    SELECT c, p, n, pr, e, a, s, x::json, 'pending', 0, $11, $11 FROM kept ORDER BY ord
+)
+SELECT (SELECT v FROM rev), ARRAY(SELECT ord FROM kept)
 """
 _PG_ACTION_SQL = "UPDATE campaigns SET running = $1 WHERE id = $2 AND running IS DISTINCT FROM $1"
 _PG_RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
@@ -259,7 +279,7 @@ def asyncpg_dsn(url: str) -> str:
 
 
 class PostgresBatchStore:
-    """Writes each batch with four statements, whatever its size (``unnest`` arrays).
+    """Writes each batch with one statement, whatever its size (``unnest`` arrays).
 
     Several batches may be in flight on their own connections: while one waits for its
     commit, the next is already being written. Guards are inserted in key order and
@@ -289,8 +309,8 @@ class PostgresBatchStore:
         for attempt in range(5):
             try:
                 pool = await self._get_pool()
-                async with pool.acquire() as conn, conn.transaction():
-                    return await self._write_in_transaction(conn, batch)
+                async with pool.acquire() as conn:
+                    return await self._write(conn, batch)
             except _PG_RETRYABLE:
                 log.info("write batch retried after a deadlock (attempt %d)", attempt + 1)
                 await asyncio.sleep(0.005 * (attempt + 1))
@@ -299,33 +319,37 @@ class PostgresBatchStore:
                 raise ServiceUnavailable(DATABASE_DOWN) from exc
         raise ServiceUnavailable(DATABASE_DOWN)
 
-    async def _write_in_transaction(
+    async def _write(self, conn: asyncpg.Connection, batch: Sequence[NewLead]) -> list[WriteResult]:
+        if not any(lead.action for lead in batch):
+            return await self._write_leads(conn, batch)  # one statement, its own commit
+        async with conn.transaction():  # the leads and the actions they carry, together
+            results = await self._write_leads(conn, batch)
+            pairs = sorted(zip(batch, results, strict=True), key=_campaign_id)
+            for lead, result in pairs:
+                if result.outcome is Outcome.STORED and lead.action:
+                    status = await conn.execute(
+                        _PG_ACTION_SQL, lead.action == "start", lead.campaign_id
+                    )
+                    _apply_action(result, lead, status != "UPDATE 0")
+            return results
+
+    async def _write_leads(
         self, conn: asyncpg.Connection, batch: Sequence[NewLead]
     ) -> list[WriteResult]:
-        revision = await conn.fetchval("SELECT value FROM config_revision WHERE id = 1")
-        live = [lead for lead in batch if lead.revision >= revision]
-        rows = await conn.fetch(
-            _PG_GUARD_SQL,
-            [lead.campaign_id for lead in live],
-            [lead.phone_number for lead in live],
+        revision, kept = await conn.fetchrow(
+            _PG_BATCH_SQL,
+            *_lead_arrays(batch),
+            [lead.check_duplicate for lead in batch],
+            [lead.revision for lead in batch],
+            utcnow(),
         )
-        new_numbers = {(row[0], row[1]) for row in rows}
-        inserted = []
-        for lead in batch:  # only the first lead of a newly guarded number is "new"
-            key = (lead.campaign_id, lead.phone_number)
-            inserted.append(key in new_numbers)
-            new_numbers.discard(key)
-        plan = plan_batch(batch, revision, inserted)
-        if plan.stored:
-            await conn.execute(_PG_LEAD_SQL, *_lead_arrays(plan.stored), utcnow())
-        by_campaign = sorted(zip(batch, plan.results, strict=True), key=_campaign_id)
-        for lead, result in by_campaign:
-            if result.outcome is Outcome.STORED and lead.action in ("start", "stop"):
-                status = await conn.execute(
-                    _PG_ACTION_SQL, lead.action == "start", lead.campaign_id
-                )
-                _apply_action(result, lead, status != "UPDATE 0")
-        return plan.results
+        stored = set(kept)
+        return [
+            WriteResult(Outcome.STALE, revision=revision)
+            if lead.revision < revision
+            else WriteResult(Outcome.STORED if position in stored else Outcome.DUPLICATE)
+            for position, lead in enumerate(batch, start=1)
+        ]
 
     async def close(self) -> None:
         if self._pool is not None:
