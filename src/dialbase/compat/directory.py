@@ -9,13 +9,16 @@ request is checked again when the revision moved. Nothing is ever cached as miss
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from dialbase.accounts.models import Account, ConfigRevision
 from dialbase.campaigns.models import Campaign
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,14 +72,19 @@ class Directory:
     def saw_revision(self, revision: int) -> None:
         self._advance(revision)
 
+    async def _load(self, statement: Select[T]) -> tuple[T | None, int]:
+        """One row, read after the revision it is at least as new as."""
+        async with self._sessionmaker() as session:
+            revision = await self._current_revision(session)
+            row = await session.scalar(statement)
+        self._advance(revision)
+        return row, revision
+
     async def account(self, username: str) -> AccountInfo | None:
         cached = self._accounts.get(username)
         if cached is not None:
             return cached
-        async with self._sessionmaker() as session:
-            revision = await self._current_revision(session)
-            row = await session.scalar(select(Account).where(Account.username == username))
-        self._advance(revision)
+        row, revision = await self._load(select(Account).where(Account.username == username))
         if row is None:
             return None
         info = AccountInfo(
@@ -97,12 +105,9 @@ class Directory:
         cached = self._campaigns.get(key)
         if cached is not None:
             return cached
-        async with self._sessionmaker() as session:
-            revision = await self._current_revision(session)
-            row = await session.scalar(
-                select(Campaign).where(Campaign.account_id == account_id, Campaign.name == name)
-            )
-        self._advance(revision)
+        row, revision = await self._load(
+            select(Campaign).where(Campaign.account_id == account_id, Campaign.name == name)
+        )
         if row is None:
             return None
         info = CampaignInfo(
