@@ -7,8 +7,12 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, NoReturn, TypeVar
 
+import alembic.util
+import asyncpg
 import orjson
+import sqlalchemy.exc
 import typer
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialbase.config import Settings
@@ -48,8 +52,11 @@ def settings_for(database_url: str | None, **overrides: Any) -> Settings:
         values["database_url"] = database_url
     try:
         return Settings(**values)
-    except ValueError as exc:
-        fail(f"bad setting: {exc}")
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"DIALBASE_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        fail(f"bad setting: {problems}")
 
 
 def run_async(work: Awaitable[T]) -> T:
@@ -60,8 +67,13 @@ def run_async(work: Awaitable[T]) -> T:
         fail(exc.message)
     except DatabaseURLError as exc:
         fail(str(exc))
-    except DATABASE_ERRORS as exc:
+    except (*DATABASE_ERRORS, sqlalchemy.exc.DBAPIError, asyncpg.PostgresError) as exc:
         fail(f"cannot use the database: {exc.__class__.__name__}: {_first_line(exc)}")
+    except alembic.util.CommandError as exc:
+        fail(f"cannot migrate the database: {_first_line(exc)}")
+    except BrokenPipeError:  # e.g. `dialbase leads export | head`
+        sys.stderr.close()
+        raise typer.Exit(0) from None
 
 
 def _first_line(exc: BaseException) -> str:

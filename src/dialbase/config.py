@@ -6,7 +6,9 @@ and in-process rate-limit counters. The README lists them all.
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -25,7 +27,7 @@ class Settings(BaseSettings):
     # Connections of the lead writer (PostgreSQL): batches written at once, per process.
     db_writer_connections: int = Field(default=4, ge=1)
     # "normal" survives a killed process; "full" also survives a power cut (slower).
-    sqlite_synchronous: str = Field(default="normal", pattern="^(normal|full)$")
+    sqlite_synchronous: Literal["normal", "full"] = "normal"
     sqlite_busy_timeout_ms: int = Field(default=10_000, ge=0)
 
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
@@ -34,4 +36,9 @@ class Settings(BaseSettings):
     max_extra_value_chars: int = Field(default=1024, ge=1)
     ip_rate_limit: int = Field(default=100, ge=1)
     write_batch_max: int = Field(default=256, ge=1)
-    log_level: str = "info"
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+
+    @field_validator("sqlite_synchronous", "log_level", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from dialbase.leads.service import lead_view
 from tests.compat.helpers import CHECK, answer, assert_rejected, updated
 from tests.factories import OMIT, all_leads, make_account, make_campaign
 
@@ -276,3 +277,19 @@ async def test_input_name_stored(client, sessionmaker, sent, stored):
     assert await answer(client, Name=sent) == SUCCESS
     [lead] = await all_leads(sessionmaker)
     assert lead.name == stored
+
+
+async def test_input_expiry_at_the_end_of_time_is_stored_and_exported(client, sessionmaker):
+    """Contract check 10/11: 9999-12-31 is a real future date, even in a zone behind UTC.
+
+    Its UTC instant would fall in year 10000; it is kept as the latest instant there is,
+    and reading it back in the account's zone must not fail either.
+    """
+    await make_account(sessionmaker, "nyc", "nyc-secret-key-1", timezone="America/New_York")
+    await make_campaign(sessionmaker, "NYC", username="nyc")
+    fields = {"userName": "nyc", "apiKey": "nyc-secret-key-1", "campaignName": "NYC"}
+    assert await answer(client, expiryDate="9999-12-31", **fields) == SUCCESS
+    [lead] = await all_leads(sessionmaker)
+    assert lead.expires_at == datetime.max.replace(tzinfo=UTC)
+    view = lead_view(lead, ZoneInfo("Asia/Kolkata"))
+    assert str(view["expiryDate"]).startswith("9999-12-31T23:59:59")

@@ -8,6 +8,7 @@ request is checked again when the revision moved. Nothing is ever cached as miss
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import TypeVar
 from zoneinfo import ZoneInfo
@@ -48,6 +49,7 @@ class Directory:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         self._sessionmaker = sessionmaker
         self.revision = -1
+        self._checked_at = 0.0
         self._accounts: dict[str, AccountInfo] = {}
         self._campaigns: dict[tuple[int, str], CampaignInfo] = {}
 
@@ -59,10 +61,17 @@ class Directory:
 
     async def _current_revision(self, session: AsyncSession) -> int:
         value = await session.scalar(select(ConfigRevision.value).where(ConfigRevision.id == 1))
+        self._checked_at = time.monotonic()
         return int(value or 0)
 
-    async def refresh(self) -> bool:
-        """Drop the cache if the database's revision moved; says whether it did."""
+    async def refresh(self, max_age: float = 0.0) -> bool:
+        """Drop the cache if the database's revision moved; says whether it did.
+
+        With ``max_age``, a revision read from the database less than that many seconds
+        ago is taken as current and nothing is read.
+        """
+        if max_age and time.monotonic() - self._checked_at < max_age:
+            return False
         async with self._sessionmaker() as session:
             revision = await self._current_revision(session)
         moved = revision > self.revision

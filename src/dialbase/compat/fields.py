@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -35,6 +35,7 @@ PRIORITY = re.compile(r"[0-9]{1,2}")
 DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 DATE_TIME = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2}) ([0-9]{2}):([0-9]{2}):([0-9]{2})")
 END_OF_DAY = time(23, 59, 59)
+LATEST = datetime.max.replace(tzinfo=UTC)
 
 
 class FieldLimitError(ValueError):
@@ -134,20 +135,35 @@ def priority(value: Any) -> int | None:
 
 
 def expiry(value: Any, zone: ZoneInfo) -> datetime | None:
-    """The instant of an expiry date read in the account's zone; a date alone ends its day."""
+    """The instant (UTC) of an expiry date read in the account's zone; a date alone ends
+    its day. A date so late that it has no UTC instant (9999-12-31 west of UTC) is kept as
+    the latest instant there is."""
     if not isinstance(value, str):
         return None
     text = value.strip()
     try:
         if match := DATE_TIME.fullmatch(text):
             y, mo, d, h, mi, s = (int(g) for g in match.groups())
-            return datetime(y, mo, d, h, mi, s, tzinfo=zone)
-        if match := DATE.fullmatch(text):
+            local = datetime(y, mo, d, h, mi, s, tzinfo=zone)
+        elif match := DATE.fullmatch(text):
             y, mo, d = (int(g) for g in match.groups())
-            return datetime.combine(date(y, mo, d), END_OF_DAY, tzinfo=zone)
+            local = datetime.combine(date(y, mo, d), END_OF_DAY, tzinfo=zone)
+        else:
+            return None
     except ValueError:  # not a real date (month 13, February 30, hour 24...)
         return None
-    return None
+    try:
+        return local.astimezone(UTC)
+    except OverflowError:
+        return LATEST
+
+
+def in_zone(instant: datetime, zone: ZoneInfo) -> datetime:
+    """An instant in a time zone, or in UTC when the zone's clock would pass year 9999."""
+    try:
+        return instant.astimezone(zone)
+    except OverflowError:
+        return instant
 
 
 def check_duplicate(value: Any) -> bool:

@@ -23,8 +23,11 @@ MAX_RECHECKS = 5
 RATE_LIMITED = "Too many requests for this account or address; retry after {} seconds."
 
 
-# Rejections that depend on the request alone, not on cached settings: no need to look
-# for newer settings before answering them.
+# Rejections that depend on the request alone once checks 3 to 7 passed. Before answering
+# one, the settings those checks used are re-read only if the revision was last read over
+# CONTENT_ONLY_MAX_AGE seconds ago (every other rejection re-reads it): a malformed request
+# costs no query, and an answer follows a settings change within that time.
+CONTENT_ONLY_MAX_AGE = 1.0
 _CONTENT_ONLY = frozenset(
     id(body)
     for body in (
@@ -76,7 +79,8 @@ class AddCampaignData:
             if moved_to is not None:
                 self.directory.saw_revision(moved_to)
                 continue
-            if id(rejected) not in _CONTENT_ONLY and await self.directory.refresh():
+            max_age = CONTENT_ONLY_MAX_AGE if id(rejected) in _CONTENT_ONLY else 0.0
+            if await self.directory.refresh(max_age):
                 continue
             return Answer(rejected)
         raise ServiceUnavailable("The account's settings are changing too fast; try again.")

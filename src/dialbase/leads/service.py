@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialbase.campaigns.models import Campaign
+from dialbase.compat.fields import in_zone
 from dialbase.leads.models import Lead
 
 EXPORT_FIELDS = [
@@ -31,13 +32,13 @@ def lead_view(lead: Lead, zone: ZoneInfo) -> dict[str, object]:
         "phoneNumber": lead.phone_number,
         "name": lead.name,
         "priority": lead.priority,
-        "expiryDate": lead.expires_at.astimezone(zone).isoformat() if lead.expires_at else None,
+        "expiryDate": in_zone(lead.expires_at, zone).isoformat() if lead.expires_at else None,
         "agentId": lead.agent_id,
         "skill": lead.skill,
         "extra": dict(lead.extra or {}),
         "status": lead.status,
         "attempts": lead.attempts,
-        "createdAt": lead.created_at.astimezone(zone).isoformat(),
+        "createdAt": in_zone(lead.created_at, zone).isoformat(),
     }
 
 

@@ -131,9 +131,11 @@ class SQLiteBatchStore:
     """Writes batches through sqlite3, on the event loop while the file is free.
 
     A batch first tries the file's write lock without waiting, from the event loop
-    thread: one process alone never waits, and a batch costs no thread hand-off. When
-    another process or connection holds the lock, the batch goes to a dedicated thread
-    whose connection waits for it (``DIALBASE_SQLITE_BUSY_TIMEOUT_MS``).
+    thread: one process alone never waits, and a batch costs no thread hand-off (with
+    ``synchronous=normal`` a commit writes the WAL without waiting for the disk). When
+    another process or connection holds the lock, or with ``synchronous=full``, the batch
+    goes to a dedicated thread whose connection waits for it
+    (``DIALBASE_SQLITE_BUSY_TIMEOUT_MS``).
     """
 
     concurrency = 1  # one writer at a time holds a SQLite file anyway
@@ -145,6 +147,8 @@ class SQLiteBatchStore:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dialbase-writer")
         self._inline: sqlite3.Connection | None = None
         self._waiting: sqlite3.Connection | None = None
+        # With synchronous=full every commit waits for the disk: not on the event loop.
+        self._write_inline = settings.sqlite_synchronous == "normal"
 
     def _connect(self, timeout: float) -> sqlite3.Connection:
         conn = sqlite3.connect(
@@ -158,13 +162,14 @@ class SQLiteBatchStore:
 
     async def write(self, batch: Sequence[NewLead]) -> list[WriteResult]:
         try:
-            if self._inline is None:
-                self._inline = self._connect(0)
-            try:
-                return self._write(self._inline, batch)
-            except sqlite3.OperationalError as exc:
-                if exc.sqlite_errorcode & 0xFF not in _SQLITE_BUSY:
-                    raise
+            if self._write_inline:
+                try:
+                    if self._inline is None:
+                        self._inline = self._connect(0)
+                    return self._write(self._inline, batch)
+                except sqlite3.OperationalError as exc:
+                    if exc.sqlite_errorcode & 0xFF not in _SQLITE_BUSY:
+                        raise
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._thread, self._write_waiting, batch)
         except sqlite3.OperationalError as exc:  # locked too long, disk full, file gone
@@ -291,19 +296,25 @@ class PostgresBatchStore:
         self.concurrency = settings.db_writer_connections
         self._dsn = asyncpg_dsn(settings.database_url)
         self._timeout = settings.db_connect_timeout
-        self._command_timeout = max(settings.db_statement_timeout_ms / 1000, 1.0)
+        timeout_ms = settings.db_statement_timeout_ms
+        self._command_timeout = timeout_ms / 1000 if timeout_ms else None
         self._pool: asyncpg.Pool | None = None
+        self._pool_lock = asyncio.Lock()
 
     async def _get_pool(self) -> asyncpg.Pool:
-        if self._pool is None:
-            self._pool = await asyncpg.create_pool(
-                self._dsn,
-                min_size=1,
-                max_size=self.concurrency,
-                timeout=self._timeout,
-                command_timeout=self._command_timeout,
-            )
+        async with self._pool_lock:  # batches in flight must not each create a pool
+            if self._pool is None:
+                self._pool = await self._create_pool()
         return self._pool
+
+    async def _create_pool(self) -> asyncpg.Pool:
+        return await asyncpg.create_pool(
+            self._dsn,
+            min_size=1,
+            max_size=self.concurrency,
+            timeout=self._timeout,
+            command_timeout=self._command_timeout,
+        )
 
     async def write(self, batch: Sequence[NewLead]) -> list[WriteResult]:
         for attempt in range(5):
