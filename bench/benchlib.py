@@ -1,5 +1,6 @@
 """Shared helpers for the dialbase benchmarks: wrk, servers, databases, RSS."""
 
+import asyncio
 import http.client
 import os
 import shlex
@@ -23,6 +24,8 @@ PYTHON = VENV_BIN / "python"
 DIALBASE = VENV_BIN / "dialbase"
 LUA = BENCH / "ingest.lua"
 API_KEY = "benchkey123"
+ACCOUNTS = 200  # ingest.lua spreads requests over bench000..bench199
+ACCOUNT_LIMIT = 100_000  # requests a minute per account
 PG_URL = "postgresql://postgres@127.0.0.1:5432/{}"
 PSQL = [
     "psql",
@@ -105,42 +108,35 @@ def fresh_database(backend: str, tag: str):
 
 
 def dialbase_setup(url: str) -> str:
-    """Create the bench account and campaign with the dialbase CLI; return the API key."""
+    """Create the bench accounts, each with a campaign "Bench"; return their API key.
+
+    ACCOUNTS accounts (bench000, bench001, ...) share the load the way the accounts of a
+    hosted deployment do; each one's limit (ACCOUNT_LIMIT a minute) is far above its share,
+    so the limiter counts every request but refuses none.
+    """
     if not DIALBASE.exists():
         die(f"{DIALBASE} not found: install dialbase into the venv (pip install -e .)")
-    account = [
-        DIALBASE,
-        "account",
-        "create",
-        "--username",
-        "bench",
-        "--api-key",
-        API_KEY,
-        "--rate-limit",
-        "100000000",
-        "--database-url",
-        url,
-    ]
-    campaign = [
-        DIALBASE,
-        "campaign",
-        "create",
-        "--username",
-        "bench",
-        "--name",
-        "Bench",
-        "--dial-type",
-        "Progressive",
-        "--database-url",
-        url,
-    ]
-    outputs = []
-    for cmd in (account, campaign):
-        res = run(cmd, env={**os.environ, **SERVER_ENV})
-        if res.returncode:
-            die(f"{shlex.join(map(str, cmd))} failed:\n{res.stdout}{res.stderr}")
-        outputs.append(res.stdout)
-    return outputs[0].strip().splitlines()[-1].strip()
+    asyncio.run(_seed(url))
+    return API_KEY
+
+
+async def _seed(url: str) -> None:
+    from dialbase.accounts.service import create_account
+    from dialbase.campaigns.service import create_campaign
+    from dialbase.config import Settings
+    from dialbase.db import create_engine, make_sessionmaker, session_scope
+    from dialbase.migrate import upgrade
+
+    engine = create_engine(Settings(database_url=url))
+    try:
+        await upgrade(engine)
+        async with session_scope(make_sessionmaker(engine)) as session:
+            for i in range(ACCOUNTS):
+                user = f"bench{i:03d}"
+                await create_account(session, user, api_key=API_KEY, rate_limit=ACCOUNT_LIMIT)
+                await create_campaign(session, user, "Bench", dial_type="Progressive")
+    finally:
+        await engine.dispose()
 
 
 def _ppid(pid: str) -> int:

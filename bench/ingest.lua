@@ -34,7 +34,8 @@ function request()
   local priority = tostring(math.random(0, 9))
   local r = math.random(1000)
   if r <= 15 then phone = "12ab" elseif r <= 30 then priority = "150" end -- ~3% invalid
-  local body = '{"userName":"bench","apiKey":"' .. api_key
+  local user = string.format("bench%03d", counter % 200)
+  local body = '{"userName":"' .. user .. '","apiKey":"' .. api_key
     .. '","campaignName":"Bench","phoneNumber":"' .. phone
     .. '","Name":"Lead ' .. counter .. '","priority":"' .. priority
     .. '","checkDuplicate":"' .. (math.random() < 0.5 and "true" or "false") .. '"'

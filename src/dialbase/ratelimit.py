@@ -1,8 +1,9 @@
 """Rate limits: the ``limits`` library does the counting; this module only wires it.
 
 Counters live in process memory, or in Redis when ``DIALBASE_REDIS_URL`` is set so that
-every worker and host shares them. The window slides (``limits``' sliding-window counter:
-the previous minute's count is weighed by how much of it still overlaps the window).
+every worker and host shares them. The window is a true moving window (``limits``'
+moving-window strategy keeps the time of each counted request): no 60 seconds ever hold
+more than the limit.
 
 When Redis cannot be reached the limiter fails open onto in-process counters, logs a
 warning (at most once a minute) and ``/readyz`` reports Redis as down: losing a lead is
@@ -17,15 +18,15 @@ import time
 
 from limits import RateLimitItem, RateLimitItemPerMinute
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from limits.aio.strategies import MovingWindowRateLimiter
 
 log = logging.getLogger("dialbase.ratelimit")
 
 
 class Limiter:
     def __init__(self, redis_url: str | None, prefix: str, address_limit: int) -> None:
-        self.memory = SlidingWindowCounterRateLimiter(MemoryStorage())
-        self.shared: SlidingWindowCounterRateLimiter | None = None
+        self.memory = MovingWindowRateLimiter(MemoryStorage())
+        self.shared: MovingWindowRateLimiter | None = None
         self.storage: Storage | None = None
         if redis_url:
             self.storage = RedisStorage(
@@ -36,7 +37,7 @@ class Limiter:
                 socket_timeout=1,
                 socket_connect_timeout=1,
             )
-            self.shared = SlidingWindowCounterRateLimiter(self.storage)
+            self.shared = MovingWindowRateLimiter(self.storage)
         self.address_item = RateLimitItemPerMinute(address_limit)
         self._items: dict[int, RateLimitItem] = {}
         self._warned_at = 0.0
