@@ -1,9 +1,13 @@
 """Rate limits: the ``limits`` library does the counting; this module only wires it.
 
-Counters live in process memory, or in Redis when ``DIALBASE_REDIS_URL`` is set so that
-every worker and host shares them. The window is a true moving window (``limits``'
-moving-window strategy keeps the time of each counted request): no 60 seconds ever hold
-more than the limit.
+With ``DIALBASE_REDIS_URL`` set, counters live in Redis, shared by every worker and host,
+over a true moving window (``limits``' moving-window strategy keeps each counted
+request's time in a Redis list trimmed to the limit): no 60 seconds ever hold more than
+the limit. Without Redis, each process counts in memory with ``limits``' sliding-window
+counter: O(1) per request, exact within a clock minute, and an approximation across the
+edge of two minutes (the previous minute's count is weighted by how much of it the window
+still covers). The library's in-memory moving window is not used: its clean-up task walks
+every key through a thread hop and stalls requests (see docs/performance.md).
 
 When Redis cannot be reached the limiter fails open onto in-process counters, logs a
 warning (at most once a minute) and ``/readyz`` reports Redis as down: losing a lead is
@@ -18,15 +22,19 @@ import time
 
 from limits import RateLimitItem, RateLimitItemPerMinute
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.strategies import (
+    MovingWindowRateLimiter,
+    RateLimiter,
+    SlidingWindowCounterRateLimiter,
+)
 
 log = logging.getLogger("dialbase.ratelimit")
 
 
 class Limiter:
     def __init__(self, redis_url: str | None, prefix: str, address_limit: int) -> None:
-        self.memory = MovingWindowRateLimiter(MemoryStorage())
-        self.shared: MovingWindowRateLimiter | None = None
+        self.memory: RateLimiter = SlidingWindowCounterRateLimiter(MemoryStorage())
+        self.shared: RateLimiter | None = None
         self.storage: Storage | None = None
         if redis_url:
             self.storage = RedisStorage(
