@@ -4,9 +4,9 @@ With ``DIALBASE_REDIS_URL`` set, counters live in Redis, shared by every worker 
 over a true moving window (``limits``' moving-window strategy keeps each counted
 request's time in a Redis list trimmed to the limit): no 60 seconds ever hold more than
 the limit. Without Redis, each process counts in memory with ``limits``' sliding-window
-counter: O(1) per request, exact within a clock minute, and an approximation across the
-edge of two minutes (the previous minute's count is weighted by how much of it the window
-still covers). The library's in-memory moving window is not used: its clean-up task walks
+counter: O(1) per request (see ``SweptMemoryStorage``), exact within a clock minute, and
+an approximation across the edge of two minutes (the previous minute's count is weighted
+by how much of it the window still covers). The library's in-memory moving window is not used: its clean-up task walks
 every key through a thread hop and stalls requests (see docs/performance.md).
 
 When Redis cannot be reached the limiter fails open onto in-process counters, logs a
@@ -29,11 +29,29 @@ from limits.aio.strategies import (
 )
 
 log = logging.getLogger("dialbase.ratelimit")
+SWEEP_SECONDS = 1.0
+
+
+class SweptMemoryStorage(MemoryStorage):
+    """The library's in-memory storage, sweeping expired keys at most once a second.
+
+    The library starts its sweep over every key again after each counted request, which
+    costs time in proportion to the number of accounts on every request. Reads already
+    skip expired counters, so a slower sweep only bounds memory.
+    """
+
+    _last_sweep = 0.0
+
+    async def _MemoryStorage__schedule_expiry(self) -> None:
+        now = time.monotonic()
+        if now - self._last_sweep >= SWEEP_SECONDS:
+            self._last_sweep = now
+            await super()._MemoryStorage__schedule_expiry()  # type: ignore[misc]
 
 
 class Limiter:
     def __init__(self, redis_url: str | None, prefix: str, address_limit: int) -> None:
-        self.memory: RateLimiter = SlidingWindowCounterRateLimiter(MemoryStorage())
+        self.memory: RateLimiter = SlidingWindowCounterRateLimiter(SweptMemoryStorage())
         self.shared: RateLimiter | None = None
         self.storage: Storage | None = None
         if redis_url:
