@@ -24,7 +24,6 @@ PYTHON = VENV_BIN / "python"
 DIALBASE = VENV_BIN / "dialbase"
 LUA = BENCH / "ingest.lua"
 API_KEY = "benchkey123"
-ACCOUNTS = 200  # ingest.lua spreads requests over bench000..bench199
 ACCOUNT_LIMIT = 100_000  # requests a minute per account
 PG_URL = "postgresql://postgres@127.0.0.1:5432/{}"
 PSQL = [
@@ -107,12 +106,17 @@ def fresh_database(backend: str, tag: str):
         psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+def bench_accounts() -> int:
+    """How many accounts the load is spread over (``BENCH_ACCOUNTS``, default 1)."""
+    return int(os.environ.get("BENCH_ACCOUNTS", "1"))
+
+
 def dialbase_setup(url: str) -> str:
     """Create the bench accounts, each with a campaign "Bench"; return their API key.
 
-    ACCOUNTS accounts (bench000, bench001, ...) share the load the way the accounts of a
-    hosted deployment do; each one's limit (ACCOUNT_LIMIT a minute) is far above its share,
-    so the limiter counts every request but refuses none.
+    bench_accounts() accounts (bench000, bench001, ...) share the load the way the accounts
+    of a hosted deployment do; each one's limit (ACCOUNT_LIMIT a minute) is far above its
+    share, so the limiter counts every request but refuses none.
     """
     if not DIALBASE.exists():
         die(f"{DIALBASE} not found: install dialbase into the venv (pip install -e .)")
@@ -131,7 +135,7 @@ async def _seed(url: str) -> None:
     try:
         await upgrade(engine)
         async with session_scope(make_sessionmaker(engine)) as session:
-            for i in range(ACCOUNTS):
+            for i in range(bench_accounts()):
                 user = f"bench{i:03d}"
                 await create_account(session, user, api_key=API_KEY, rate_limit=ACCOUNT_LIMIT)
                 await create_campaign(session, user, "Bench", dial_type="Progressive")
@@ -246,6 +250,7 @@ def run_wrk(
         "--",
         run_index,
         api_key,
+        bench_accounts(),
     ]
     res = run(cmd, timeout=seconds + 60)
     line = next((ln for ln in res.stdout.splitlines() if ln.startswith("BENCH_RESULT ")), None)

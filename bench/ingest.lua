@@ -1,5 +1,5 @@
 -- wrk script for POST /ca_apis/AddCampaignData with realistic, varied leads.
--- Usage: wrk ... -s bench/ingest.lua URL -- RUN_INDEX API_KEY
+-- Usage: wrk ... -s bench/ingest.lua URL -- RUN_INDEX API_KEY ACCOUNTS
 -- Phone numbers are distinct across threads (first digit), runs (next 3
 -- digits, RUN_INDEX) and requests (last 6 digits, a per-thread counter).
 -- done() prints one line: BENCH_RESULT {json}.
@@ -7,7 +7,7 @@
 local threads = {}
 local headers = { ["Content-Type"] = "application/json" }
 local cities = { "Pune", "Mumbai", "Delhi", "Chennai", "Kolkata", "Jaipur" }
-local counter, prefix, api_key = 0, "", "benchkey123"
+local counter, prefix, api_key, accounts = 0, "", "benchkey123", 1
 status_counts, ok_bodies = {}, 0 -- globals: read by done() via thread:get
 
 function setup(thread)
@@ -18,6 +18,7 @@ end
 function init(args)
   local run = tonumber(args[1] or "0") % 1000
   api_key = args[2] or api_key
+  accounts = tonumber(args[3] or "1")
   prefix = string.format("%d%03d", 6 + tid % 4, run)
   math.randomseed(run * 7919 + tid * 104729 + os.time())
 end
@@ -34,7 +35,7 @@ function request()
   local priority = tostring(math.random(0, 9))
   local r = math.random(1000)
   if r <= 15 then phone = "12ab" elseif r <= 30 then priority = "150" end -- ~3% invalid
-  local user = string.format("bench%03d", counter % 200)
+  local user = string.format("bench%03d", counter % accounts)
   local body = '{"userName":"' .. user .. '","apiKey":"' .. api_key
     .. '","campaignName":"Bench","phoneNumber":"' .. phone
     .. '","Name":"Lead ' .. counter .. '","priority":"' .. priority

@@ -56,6 +56,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--runs", type=int, default=3, help="measured runs per app (median reported)")
     ap.add_argument("--warmup", type=int, default=2, help="seconds of warm-up before the runs")
     ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument(
+        "--accounts", type=int, default=1, help="accounts (each with a campaign) sharing the load"
+    )
     ap.add_argument("--threads", type=int, default=1, help="wrk threads (1 or 2)")
     ap.add_argument(
         "--profile",
@@ -68,7 +71,9 @@ def parse_args() -> argparse.Namespace:
         help="testing only: server command template instead of 'dialbase serve' "
         "(fields {python} {dialbase} {port} {url}; skips the CLI setup)",
     )
-    return ap.parse_args()
+    args = ap.parse_args()
+    os.environ["BENCH_ACCOUNTS"] = str(args.accounts)
+    return args
 
 
 def bench_app(args, backend: str, app: str) -> dict:

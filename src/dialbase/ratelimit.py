@@ -6,8 +6,9 @@ request's time in a Redis list trimmed to the limit): no 60 seconds ever hold mo
 the limit. Without Redis, each process counts in memory with ``limits``' sliding-window
 counter: O(1) per request (see ``SweptMemoryStorage``), exact within a clock minute, and
 an approximation across the edge of two minutes (the previous minute's count is weighted
-by how much of it the window still covers). The library's in-memory moving window is not used: its clean-up task walks
-every key through a thread hop and stalls requests (see docs/performance.md).
+by how much of it the window still covers). The library's in-memory moving window is not
+used: its clean-up task walks every key through a thread hop and stalls requests (see
+docs/performance.md).
 
 When Redis cannot be reached the limiter fails open onto in-process counters, logs a
 warning (at most once a minute) and ``/readyz`` reports Redis as down: losing a lead is

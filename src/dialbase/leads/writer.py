@@ -118,6 +118,7 @@ _GUARD_SQL = (
     "INSERT INTO campaign_numbers (campaign_id, phone_number) VALUES (?, ?) ON CONFLICT DO NOTHING"
 )
 _SQLITE_BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+CHECKPOINT_ROWS = 2000  # rows written inline between two checkpoints on the thread
 _LEAD_COLUMNS = (
     "campaign_id, phone_number, name, priority, expires_at, agent_id, skill, extra,"
     " status, attempts, due_at, created_at"
@@ -149,6 +150,8 @@ class SQLiteBatchStore:
         self._waiting: sqlite3.Connection | None = None
         # With synchronous=full every commit waits for the disk: not on the event loop.
         self._write_inline = settings.sqlite_synchronous == "normal"
+        self._changes_at_checkpoint = 0
+        self._checkpointing = False
 
     def _connect(self, timeout: float) -> sqlite3.Connection:
         conn = sqlite3.connect(
@@ -166,7 +169,12 @@ class SQLiteBatchStore:
                 try:
                     if self._inline is None:
                         self._inline = self._connect(0)
-                    return self._write(self._inline, batch)
+                        # Its commits never checkpoint (that waits for the disk): the
+                        # thread does, after a commit has left enough pages in the WAL.
+                        self._inline.execute("PRAGMA wal_autocheckpoint=0")
+                    results = self._write(self._inline, batch)
+                    self._checkpoint_if_due(self._inline)
+                    return results
                 except sqlite3.OperationalError as exc:
                     if exc.sqlite_errorcode & 0xFF not in _SQLITE_BUSY:
                         raise
@@ -175,6 +183,25 @@ class SQLiteBatchStore:
         except sqlite3.OperationalError as exc:  # locked too long, disk full, file gone
             log.error("SQLite write failed: %s", exc)
             raise ServiceUnavailable(DATABASE_DOWN) from exc
+
+    def _checkpoint_if_due(self, conn: sqlite3.Connection) -> None:
+        if conn.total_changes - self._changes_at_checkpoint < CHECKPOINT_ROWS:
+            return
+        if not self._checkpointing:
+            self._changes_at_checkpoint = conn.total_changes
+            self._checkpointing = True
+            future = asyncio.get_running_loop().run_in_executor(self._thread, self._checkpoint)
+            future.add_done_callback(self._checkpoint_done)
+
+    def _checkpoint(self) -> None:
+        if self._waiting is None:
+            self._waiting = self._connect(self._timeout)
+        self._waiting.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def _checkpoint_done(self, future: asyncio.Future[None]) -> None:
+        self._checkpointing = False
+        if not future.cancelled() and future.exception() is not None:
+            log.warning("SQLite checkpoint failed: %s", future.exception())
 
     def _write_waiting(self, batch: Sequence[NewLead]) -> list[WriteResult]:
         if self._waiting is None:
