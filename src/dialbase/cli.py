@@ -6,6 +6,7 @@ import copy
 import csv
 import os
 import sys
+from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
@@ -118,7 +119,8 @@ def _print_demo(demo: object, base_url: str) -> None:
     typer.echo("Add a lead:")
     typer.echo(f"  {curl_line(base_url, demo)}")
     typer.echo("Watch a simulated dialer drain 'Demo Progressive' (in another terminal):")
-    typer.echo(f"  {simulate_line(base_url, demo)}")
+    program = sys.argv[0] if Path(sys.argv[0]).name == "dialbase" else "dialbase"
+    typer.echo(f"  {simulate_line(base_url, demo, program)}")
     sys.stdout.flush()
 
 

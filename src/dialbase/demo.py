@@ -97,9 +97,11 @@ async def seed_leads(session: AsyncSession, campaign: Campaign) -> None:
     await set_running(session, campaign, True)
 
 
-def simulate_line(base_url: str, demo: Demo) -> str:
+def simulate_line(base_url: str, demo: Demo, program: str = "dialbase") -> str:
+    """The simulate command; ``program`` is how this dialbase was started (a venv path)."""
     return (
-        f"DIALBASE_API_KEY={demo.api_key} dialbase dialer simulate --url {base_url}"
+        f"DIALBASE_API_KEY={demo.api_key} {shlex.quote(program)} dialer simulate"
+        f" --url {base_url}"
         f" --username {demo.username} --campaign {shlex.quote(DIALED)} --agents 10 --speed 20"
     )
 

@@ -47,6 +47,15 @@ class Unauthorized(DialbaseError):
     title = "Unauthorized"
 
 
+class RateLimited(DialbaseError):
+    status = 429
+    title = "Too many requests"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class ServiceUnavailable(DialbaseError):
     status = 503
     title = "Service unavailable"
@@ -81,6 +90,8 @@ def problem(
 async def handle_dialbase_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DialbaseError)
     headers = {"WWW-Authenticate": 'Basic realm="dialbase"'} if exc.status == 401 else None
+    if isinstance(exc, RateLimited):
+        headers = {"Retry-After": str(exc.retry_after)}
     if request.url.path.startswith("/ca_apis/"):
         return compat_error(exc.status, exc.message, headers)
     return problem(exc.status, exc.title, exc.message, headers)

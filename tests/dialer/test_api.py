@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import httpx
 
+from dialbase.app import create_app
+from tests.conftest import client_for_app
 from tests.dialer.helpers import AUTH, add_leads, lease, report, running_campaign, stats
 from tests.factories import campaign_running, make_account, make_campaign
 
@@ -229,3 +231,18 @@ async def test_nul_characters_never_reach_the_database(client, sessionmaker):
     await add_leads(sessionmaker, {"phone_number": "9876500020"})
     [item] = (await lease(client)).json()["leases"]
     assert_problem(await report(client, item["leaseId"], "busy", note="x\u0000"), 422, "NUL")
+
+
+async def test_failed_authentications_count_against_the_address_budget(backend):
+    """Key guessing on /v1 is throttled like AddCampaignData's checks 1-3: 429 past the budget."""
+    app = create_app(backend.settings(ip_rate_limit=2))
+    async with app.router.lifespan_context(app), client_for_app(app) as client:
+        await running_campaign(app.state.sessionmaker)
+        wrong = httpx.BasicAuth("acme", "not-the-key")
+        first = [await lease(client, auth=wrong) for _ in range(2)]
+        third = await lease(client, auth=wrong)
+        allowed = await lease(client)
+    assert [r.status_code for r in first] == [401, 401]
+    assert_problem(third, 429, "too many failed authentications")
+    assert 1 <= int(third.headers["retry-after"]) <= 60
+    assert allowed.status_code == 200, allowed.text

@@ -22,3 +22,5 @@ def test_the_demo_printout_names_the_simulate_command():
     line = simulate_line("http://127.0.0.1:8000", Demo("demo", "KEY", []))
     assert line.startswith("DIALBASE_API_KEY=KEY dialbase dialer simulate")
     assert "--campaign 'Demo Progressive'" in line and "--url http://127.0.0.1:8000" in line
+    in_venv = simulate_line("http://127.0.0.1:8000", Demo("demo", "KEY", []), ".venv/bin/dialbase")
+    assert in_venv.startswith("DIALBASE_API_KEY=KEY .venv/bin/dialbase dialer simulate")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from http import HTTPStatus
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
@@ -34,7 +34,7 @@ from dialbase.dialer.schemas import (
     StatsOut,
 )
 from dialbase.dialer.stats import campaign_stats
-from dialbase.errors import Unauthorized, problem
+from dialbase.errors import RateLimited, Unauthorized, problem
 
 PREFIX = "/v1"
 BAD_CREDENTIALS = "wrong user name or API key"
@@ -55,14 +55,25 @@ async def account_scope(
 ) -> AsyncIterator[tuple[AsyncSession, Account]]:
     """One transaction for the request, opened by authenticating its caller."""
     if credentials is None:
-        raise Unauthorized("send HTTP Basic credentials: your user name and API key")
+        await _refuse(request, "send HTTP Basic credentials: your user name and API key")
     if "\x00" in credentials.username + credentials.password:
-        raise Unauthorized(BAD_CREDENTIALS)
+        await _refuse(request, BAD_CREDENTIALS)
     async with session_scope(request.app.state.sessionmaker) as session:
         account = await authenticate(session, credentials.username, credentials.password)
         if account is None:
-            raise Unauthorized(BAD_CREDENTIALS)
+            await _refuse(request, BAD_CREDENTIALS)
         yield session, account
+
+
+async def _refuse(request: Request, message: str) -> NoReturn:
+    """401, counted against the client address's budget like AddCampaignData's checks 1-3."""
+    client = request.client
+    wait = await request.app.state.limiter.hit_address(client.host if client else "unknown")
+    if wait:
+        raise RateLimited(
+            f"too many failed authentications from this address; retry in {wait} s", wait
+        )
+    raise Unauthorized(message)
 
 
 @router.post("/campaigns/{campaign:path}/leases", response_model=LeaseList)
