@@ -128,9 +128,6 @@ def sqlite_pragmas(settings: Settings) -> list[str]:
         f"PRAGMA synchronous={settings.sqlite_synchronous.upper()}",
         f"PRAGMA busy_timeout={settings.sqlite_busy_timeout_ms}",
         "PRAGMA foreign_keys=ON",
-        # 16 MiB of page cache per connection (SQLite's default is 2 MiB): leads of many
-        # campaigns touch many index pages per batch (docs/performance.md).
-        "PRAGMA cache_size=-16384",
     ]
 
 

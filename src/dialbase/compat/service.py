@@ -58,14 +58,18 @@ class AddCampaignData:
         self.writer = writer
 
     async def handle(self, body: fields.Body, header_key: str | None, address: str) -> Answer:
-        counted = False
+        counted = address_counted = False
         for _ in range(MAX_RECHECKS):
             account, answer = await self._identify(body.fields, header_key)
             if account is None:
+                if not address_counted:  # before any further query: throttles key guessing
+                    address_counted = True
+                    retry_after = await self.limiter.hit_address(address)
+                    if retry_after:
+                        return _rate_limited(retry_after)
                 if answer is answers.INVALID_USER and await self.directory.refresh():
                     continue  # an account may have just been created or changed
-                retry_after = await self.limiter.hit_address(address)
-                return _rate_limited(retry_after) if retry_after else Answer(answer)
+                return Answer(answer)
             if not counted:
                 counted = True
                 retry_after = await self.limiter.hit_account(account.id, account.rate_limit)
