@@ -2,7 +2,8 @@
 
 Services raise these; routes never build error bodies themselves. The compatibility
 endpoint answers in the hosted product's shape (``{"status", "message", "data"}``);
-dialbase's own ``/v1`` API answers RFC 9457 problem details.
+dialbase's own ``/v1`` API answers RFC 9457 problem details (the compatibility endpoint
+catches its errors itself, see ``compat.routes``).
 """
 
 from __future__ import annotations
@@ -64,15 +65,9 @@ class ServiceUnavailable(DialbaseError):
 DATABASE_DOWN = "The database is unavailable; nothing was stored. Try again shortly."
 
 
-def compat_body(message: str) -> bytes:
+def compat_error_body(message: str) -> dict[str, object]:
     """The body of our own HTTP-level errors on the compatibility endpoint."""
-    return orjson.dumps({"status": "false", "message": message, "data": None})
-
-
-def compat_error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        compat_body(message), status_code=status, headers=headers, media_type="application/json"
-    )
+    return {"status": "false", "message": message, "data": None}
 
 
 def problem(
@@ -92,6 +87,4 @@ async def handle_dialbase_error(request: Request, exc: Exception) -> Response:
     headers = {"WWW-Authenticate": 'Basic realm="dialbase"'} if exc.status == 401 else None
     if isinstance(exc, RateLimited):
         headers = {"Retry-After": str(exc.retry_after)}
-    if request.url.path.startswith("/ca_apis/"):
-        return compat_error(exc.status, exc.message, headers)
     return problem(exc.status, exc.title, exc.message, headers)

@@ -17,7 +17,7 @@ from starlette.types import Receive, Scope, Send
 from dialbase.compat import fields
 from dialbase.compat.service import AddCampaignData, Answer
 from dialbase.db import DATABASE_ERRORS
-from dialbase.errors import DATABASE_DOWN, DialbaseError, compat_body
+from dialbase.errors import DATABASE_DOWN, DialbaseError, compat_error_body
 
 log = logging.getLogger("dialbase")
 
@@ -32,7 +32,7 @@ class ClientGone(Exception):
 
 
 def _error(status: int, message: str) -> Answer:
-    return Answer(orjson.loads(compat_body(message)), status)
+    return Answer(compat_error_body(message), status)
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:

@@ -15,7 +15,7 @@ from dialbase.accounts.service import key_matches
 from dialbase.campaigns.models import Direction, Routing
 from dialbase.compat import answers, fields
 from dialbase.compat.directory import AccountInfo, CampaignInfo, Directory
-from dialbase.errors import ServiceUnavailable
+from dialbase.errors import ServiceUnavailable, compat_error_body
 from dialbase.leads.writer import ActionResult, GroupCommitWriter, NewLead, Outcome
 from dialbase.ratelimit import Limiter
 
@@ -47,7 +47,7 @@ class Answer:
 
 
 def _rate_limited(retry_after: int) -> Answer:
-    body = {"status": "false", "message": RATE_LIMITED.format(retry_after), "data": None}
+    body = compat_error_body(RATE_LIMITED.format(retry_after))
     return Answer(body, 429, {"Retry-After": str(retry_after)})
 
 
