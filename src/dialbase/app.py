@@ -25,6 +25,7 @@ from dialbase.compat.service import AddCampaignData
 from dialbase.config import Settings
 from dialbase.db import DATABASE_ERRORS, backend_name, create_engine, make_sessionmaker
 from dialbase.dialer import routes as dialer
+from dialbase.docs_ui import install_docs
 from dialbase.errors import DATABASE_DOWN, DialbaseError, ServiceUnavailable, handle_dialbase_error
 from dialbase.health import router as health_router
 from dialbase.leads.writer import GroupCommitWriter, make_store
@@ -86,7 +87,10 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Dia
         version=__version__,
         description="Lead store for outbound dialer campaigns.",
         lifespan=_lifespan(settings, migrate),
+        docs_url=None,
+        redoc_url=None,
     )
+    install_docs(app)
     app.fast_path = compat.AddCampaignDataEndpoint(app.state)
     # Reached only through the router (e.g. a method other than POST gets 405).
     app.router.routes.append(Route(compat.PATH, app.fast_path, methods=["POST"]))
