@@ -37,6 +37,19 @@ class Settings(BaseSettings):
     ip_rate_limit: int = Field(default=100, ge=1)
     write_batch_max: int = Field(default=256, ge=1)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    # HTTP server (see docs/deploy.md). X-Forwarded-For is trusted from these proxies only
+    # (comma-separated addresses or networks, "*" for any); unset trusts none.
+    forwarded_allow_ips: str | None = None
+    # Request line and headers of one request; larger heads are answered 431.
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024)
+    # Seconds to receive a request's complete head (from the connection or the first byte).
+    header_timeout: float = Field(default=10.0, gt=0)
+    # Seconds to receive a request's complete body, from the end of its head.
+    body_timeout: float = Field(default=30.0, gt=0)
+    # Seconds an idle keep-alive connection stays open between requests.
+    keep_alive_timeout: float = Field(default=5.0, gt=0)
+    # Open connections per process beyond which new requests are answered 503; unset: none.
+    max_connections: int | None = Field(default=None, ge=1)
 
     @field_validator("sqlite_synchronous", "log_level", mode="before")
     @classmethod
