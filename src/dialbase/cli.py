@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import copy
 import csv
 import os
 import sys
-from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+import click
 import typer
-import uvicorn
-import uvicorn.config
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from dialbase import __version__, server
 from dialbase.accounts import service as accounts
 from dialbase.campaigns import service as campaigns
 from dialbase.cli_common import (
@@ -22,24 +21,45 @@ from dialbase.cli_common import (
     JsonFlag,
     Username,
     fail,
+    migrate_database,
     print_fields,
     print_json,
+    print_table,
     settings_for,
+    shown_url,
     with_session,
 )
-from dialbase.demo import curl_line, ensure_demo, simulate_line
+from dialbase.config import Settings
+from dialbase.demo import (
+    Demo,
+    demo_key_file,
+    ensure_demo,
+    print_demo,
+    read_demo_key,
+    save_demo_key,
+)
 from dialbase.dialer.cli import dialer_app, register_stats
 from dialbase.leads.service import EXPORT_FIELDS, iter_leads
 
+# Plain click help (no rich boxes): option names are never cut at narrow widths.
+HELP = {"max_content_width": 120}
 app = typer.Typer(
     help="dialbase: lead store for outbound dialer campaigns.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings=HELP,
 )
-account_app = typer.Typer(help="Create and change accounts.", no_args_is_help=True)
-campaign_app = typer.Typer(help="Create, change, start and stop campaigns.", no_args_is_help=True)
-leads_app = typer.Typer(help="Read leads back out.", no_args_is_help=True)
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+
+
+def _group(text: str) -> typer.Typer:
+    return typer.Typer(help=text, no_args_is_help=True, rich_markup_mode=None)
+
+
+account_app = _group("Create, list and change accounts.")
+campaign_app = _group("Create, list, change, start and stop campaigns.")
+leads_app = _group("Read leads back out.")
+db_app = _group("Database schema.")
 app.add_typer(account_app, name="account")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(leads_app, name="leads")
@@ -55,80 +75,111 @@ def _split(values: str | None) -> list[str] | None:
     return None if values is None else [v for v in values.split(",") if v.strip()]
 
 
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"dialbase {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """dialbase: lead store for outbound dialer campaigns."""
+
+
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
 @app.command()
 def serve(
     database_url: DatabaseURL = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
     redis_url: Annotated[
-        str | None, typer.Option(envvar="DIALBASE_REDIS_URL", help="Share rate limits in Redis.")
+        str | None,
+        typer.Option(
+            envvar="DIALBASE_REDIS_URL",
+            help="Share rate limits in Redis: redis://, rediss:// or unix:// URL.",
+        ),
     ] = None,
-    demo: Annotated[bool, typer.Option("--demo", help="Create demo data and print it.")] = False,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Create demo data (once) and print its credentials.")
+    ] = False,
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
     forwarded_allow_ips: Annotated[
-        str, typer.Option(help="Proxies trusted for X-Forwarded-For (comma-separated).")
-    ] = "127.0.0.1",
+        str | None,
+        typer.Option(
+            help="Proxies trusted for X-Forwarded-For (comma-separated addresses, or *)."
+            " Default: DIALBASE_FORWARDED_ALLOW_IPS, else none: the client address is the"
+            " connection's.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Serve the HTTP API (migrations are applied first)."""
+    """Serve the HTTP API (creates or migrates the database's schema first)."""
     settings = settings_for(database_url, redis_url=redis_url)
-    demo_info = with_session(settings, ensure_demo if demo else _noop)
+    _check_redis_url(settings.redis_url)
+    demo_info = _start_demo(settings) if demo else None
+    if not demo:
+        with_session(settings, _noop, access="upgrade")
     os.environ["DIALBASE_DATABASE_URL"] = settings.database_url
     if settings.redis_url:
         os.environ["DIALBASE_REDIS_URL"] = settings.redis_url
     if demo_info is not None:
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-        _print_demo(demo_info, f"http://{shown}:{port}")
-    uvicorn.run(
-        "dialbase.app:create_app",
-        factory=True,
+        print_demo(demo_info, f"http://{shown}:{port}")
+    server.run(
+        settings,
         host=host,
         port=port,
         workers=workers,
-        log_level=settings.log_level,
-        log_config=log_config(settings.log_level),
         access_log=access_log,
-        proxy_headers=True,
         forwarded_allow_ips=forwarded_allow_ips,
     )
 
 
-def log_config(level: str) -> dict[str, object]:
-    """uvicorn's logging setup, plus dialbase's own loggers at the same level."""
-    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
-    config["loggers"]["dialbase"] = {
-        "handlers": ["default"],
-        "level": level.upper(),
-        "propagate": False,
-    }
-    return config
+def _check_redis_url(url: str | None) -> None:
+    """Refuse a Redis URL uvicorn's workers would only fail on (one line, exit 1)."""
+    if url and urlsplit(url).scheme.lower() not in REDIS_SCHEMES:
+        fail(
+            f"bad setting: DIALBASE_REDIS_URL: {url!r} is not a redis://, rediss:// or unix:// URL"
+        )
+
+
+def _start_demo(settings: Settings) -> Demo:
+    """The demo data, created once; its key is kept in a file beside a SQLite database."""
+    saved = read_demo_key(settings.database_url)
+
+    async def work(session: AsyncSession) -> Demo:
+        return await ensure_demo(session, saved_key=saved)
+
+    demo = with_session(settings, work, access="upgrade")
+    if demo.api_key is None:
+        return demo
+    if demo.api_key == saved:
+        demo.key_file = demo_key_file(settings.database_url)
+    else:
+        demo.key_file = save_demo_key(settings.database_url, demo.api_key)
+    return demo
 
 
 async def _noop(_session: AsyncSession) -> None:
     return None
 
 
-def _print_demo(demo: object, base_url: str) -> None:
-    from dialbase.demo import Demo
-
-    assert isinstance(demo, Demo)
-    typer.echo("Demo data ready.")
-    typer.echo(f"  user name: {demo.username}")
-    typer.echo(f"  API key:   {demo.api_key}")
-    typer.echo(f"  campaigns: {', '.join(demo.campaigns)}")
-    typer.echo("Add a lead:")
-    typer.echo(f"  {curl_line(base_url, demo)}")
-    typer.echo("Watch a simulated dialer drain 'Demo Progressive' (in another terminal):")
-    program = sys.argv[0] if Path(sys.argv[0]).name == "dialbase" else "dialbase"
-    typer.echo(f"  {simulate_line(base_url, demo, program)}")
-    sys.stdout.flush()
-
-
 @db_app.command("upgrade")
 def db_upgrade(database_url: DatabaseURL = None) -> None:
-    """Apply the migrations (also done by every other command)."""
-    with_session(settings_for(database_url), _noop)
-    typer.echo("database schema is up to date")
+    """Create or migrate the database's schema (as `serve` does on start)."""
+    settings = settings_for(database_url)
+    migration = migrate_database(settings)
+    typer.echo(f"{migration.describe()} in {shown_url(settings.database_url)}")
 
 
 @account_app.command("create")
@@ -154,7 +205,7 @@ def account_create(
         )
         return accounts.account_view(account), key
 
-    view, key = with_session(settings_for(database_url), work)
+    view, key = with_session(settings_for(database_url), work, access="write")
     if json:
         print_json({**view, "apiKey": key})
         return
@@ -180,7 +231,7 @@ def account_update(
         )
         return accounts.account_view(account)
 
-    _show(with_session(settings_for(database_url), work), json)
+    _show(with_session(settings_for(database_url), work, access="write"), json)
 
 
 @account_app.command("show")
@@ -191,6 +242,42 @@ def account_show(username: Username, database_url: DatabaseURL = None, json: Jso
         return accounts.account_view(await accounts.get_account(session, username))
 
     _show(with_session(settings_for(database_url), work), json)
+
+
+@account_app.command("rotate-key")
+def account_rotate_key(
+    username: Username,
+    api_key: Annotated[str | None, typer.Option(help="Generated when not given.")] = None,
+    database_url: DatabaseURL = None,
+    json: JsonFlag = False,
+) -> None:
+    """Give an account a new API key, printed alone on the last line (shown once).
+
+    The old key stops working at once, on every worker of every server.
+    """
+
+    async def work(session: AsyncSession) -> tuple[dict[str, object], str]:
+        account, key = await accounts.rotate_api_key(session, username, api_key=api_key)
+        return accounts.account_view(account), key
+
+    view, key = with_session(settings_for(database_url), work, access="write")
+    if json:
+        print_json({**view, "apiKey": key})
+        return
+    typer.echo(f"account {view['username']!r} has a new API key; the old one no longer works.")
+    typer.echo("API key (shown once, store it now):")
+    typer.echo(key)
+
+
+@account_app.command("list")
+def account_list(database_url: DatabaseURL = None, json: JsonFlag = False) -> None:
+    """List every account (never their keys)."""
+
+    async def work(session: AsyncSession) -> list[dict[str, object]]:
+        return [accounts.account_view(a) for a in await accounts.list_accounts(session)]
+
+    views = with_session(settings_for(database_url), work)
+    print_json(views) if json else print_table(views, "no account yet")
 
 
 def _show(view: dict[str, object], json: bool) -> None:
@@ -224,7 +311,7 @@ def campaign_create(
         )
         return await campaigns.campaign_view(session, campaign)
 
-    _show(with_session(settings_for(database_url), work), json)
+    _show(with_session(settings_for(database_url), work, access="write"), json)
 
 
 @campaign_app.command("show")
@@ -238,6 +325,25 @@ def campaign_show(
         return await campaigns.campaign_view(session, campaign)
 
     _show(with_session(settings_for(database_url), work), json)
+
+
+@campaign_app.command("list")
+def campaign_list(username: Username, database_url: DatabaseURL = None, json: JsonFlag = False):
+    """List an account's campaigns with their lead counts."""
+
+    async def work(session: AsyncSession) -> list[dict[str, object]]:
+        return await campaigns.campaign_views(
+            session, await campaigns.list_campaigns(session, username)
+        )
+
+    views = with_session(settings_for(database_url), work)
+    if json:
+        print_json(views)
+        return
+    columns = ("name", "dialType", "direction", "routing", "running", "leadCount")
+    print_table(
+        [{k: v[k] for k in columns} for v in views], f"account {username!r} has no campaign"
+    )
 
 
 @campaign_app.command("update")
@@ -265,7 +371,7 @@ def campaign_update(
         )
         return await campaigns.campaign_view(session, campaign)
 
-    _show(with_session(settings_for(database_url), work), json)
+    _show(with_session(settings_for(database_url), work, access="write"), json)
 
 
 def _set_running(username: str, name: str, running: bool, database_url: str | None) -> None:
@@ -273,7 +379,7 @@ def _set_running(username: str, name: str, running: bool, database_url: str | No
         campaign = await campaigns.get_campaign(session, username, name)
         return await campaigns.set_running(session, campaign, running)
 
-    changed = with_session(settings_for(database_url), work)
+    changed = with_session(settings_for(database_url), work, access="write")
     state = "started" if running else "stopped"
     typer.echo(
         f"campaign {name!r} {state}" if changed else f"campaign {name!r} was already {state}"
@@ -296,12 +402,16 @@ def campaign_stop(username: Username, name: Name, database_url: DatabaseURL = No
 def leads_export(
     username: Username,
     campaign: Annotated[str, typer.Option("--campaign", help="The campaign's name.")],
-    format: Annotated[str, typer.Option("--format", help="json or csv.")] = "json",
+    format: Annotated[
+        str | None, typer.Option("--format", help="json or csv.", show_default="json")
+    ] = None,
     database_url: DatabaseURL = None,
     json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
 ) -> None:
     """Print every lead of a campaign (instants in the account's time zone)."""
-    format = "json" if json else format
+    if json and format not in (None, "json"):
+        raise click.UsageError(f"--json and --format {format} conflict: give one of them")
+    format = format or "json"
     if format not in ("json", "csv"):
         fail(f"unknown format {format!r}: use json or csv")
 
@@ -310,6 +420,7 @@ def leads_export(
         found = await campaigns.get_account_campaign(session, account, campaign)
         rows = iter_leads(session, found, ZoneInfo(account.timezone))
         await (_write_json(rows) if format == "json" else _write_csv(rows))
+        sys.stdout.flush()  # a closed pipe fails here, inside the command's error handling
 
     with_session(settings_for(database_url), work)
 

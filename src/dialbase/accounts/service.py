@@ -7,7 +7,7 @@ import hmac
 import secrets
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -52,16 +52,35 @@ def check_rate_limit(limit: int) -> int:
     return limit
 
 
+MIN_API_KEY_CHARS = 8
+
+
 def check_api_key(api_key: str) -> str:
-    if len(api_key.strip()) < 8 or api_key != api_key.strip():
-        raise Invalid("an API key needs at least 8 characters and no surrounding spaces")
+    """A key must travel unchanged in an HTTP header (``apiKey``, Basic Auth) as in a JSON
+    body: at least 8 characters, each printable ASCII other than a space (0x21 to 0x7E)."""
+    if len(api_key) < MIN_API_KEY_CHARS:
+        raise Invalid(f"an API key needs at least {MIN_API_KEY_CHARS} characters")
+    if not all("\x21" <= char <= "\x7e" for char in api_key):
+        raise Invalid(
+            "an API key may hold only printable ASCII characters (letters, digits,"
+            " punctuation), no spaces"
+        )
     return api_key
 
 
 async def bump_revision(session: AsyncSession) -> None:
-    """Tell every worker's cache that accounts or campaigns changed."""
+    """Tell every worker's cache that accounts or campaigns changed.
+
+    The revision becomes a new random value rather than the next number: a worker's cache
+    is valid only while the revision is the very one it was read at, and a random value
+    never comes back, not even in a database recreated or restored from a backup (which
+    a counter would reach again with other contents).
+    """
+    new_value = secrets.randbelow(2**31 - 2) + 1
     await session.execute(
-        update(ConfigRevision).where(ConfigRevision.id == 1).values(value=ConfigRevision.value + 1)
+        update(ConfigRevision)
+        .where(ConfigRevision.id == 1)
+        .values(value=case((ConfigRevision.value == new_value, new_value + 1), else_=new_value))
     )
 
 
@@ -123,6 +142,26 @@ async def update_account(
     await session.flush()
     await bump_revision(session)
     return account
+
+
+async def rotate_api_key(
+    session: AsyncSession, username: str, *, api_key: str | None = None
+) -> tuple[Account, str]:
+    """Replace an account's key; returns it with the new key in clear (shown once).
+
+    The revision bump makes every worker's cache re-read the account, so the old key
+    stops working at once everywhere (``compat/directory.py``).
+    """
+    account = await get_account(session, username)
+    key = check_api_key(api_key) if api_key is not None else new_api_key()
+    account.api_key_hash = hash_api_key(key)
+    await session.flush()
+    await bump_revision(session)
+    return account, key
+
+
+async def list_accounts(session: AsyncSession) -> list[Account]:
+    return list(await session.scalars(select(Account).order_by(Account.username)))
 
 
 async def authenticate(session: AsyncSession, username: str, api_key: str) -> Account | None:

@@ -135,7 +135,36 @@ async def lead_count(session: AsyncSession, campaign_id: int) -> int:
     return int(count or 0)
 
 
+async def list_campaigns(session: AsyncSession, username: str) -> list[Campaign]:
+    account = await get_account(session, username)
+    return list(
+        await session.scalars(
+            select(Campaign).where(Campaign.account_id == account.id).order_by(Campaign.name)
+        )
+    )
+
+
+async def lead_counts(session: AsyncSession, campaign_ids: Sequence[int]) -> dict[int, int]:
+    rows = await session.execute(
+        select(Lead.campaign_id, func.count())
+        .where(Lead.campaign_id.in_(campaign_ids))
+        .group_by(Lead.campaign_id)
+    )
+    return {campaign_id: int(count) for campaign_id, count in rows.tuples()}
+
+
 async def campaign_view(session: AsyncSession, campaign: Campaign) -> dict[str, object]:
+    return _view(campaign, await lead_count(session, campaign.id))
+
+
+async def campaign_views(
+    session: AsyncSession, campaigns: Sequence[Campaign]
+) -> list[dict[str, object]]:
+    counts = await lead_counts(session, [c.id for c in campaigns]) if campaigns else {}
+    return [_view(c, counts.get(c.id, 0)) for c in campaigns]
+
+
+def _view(campaign: Campaign, leads: int) -> dict[str, object]:
     return {
         "name": campaign.name,
         "direction": campaign.direction,
@@ -146,5 +175,5 @@ async def campaign_view(session: AsyncSession, campaign: Campaign) -> dict[str, 
         "skills": list(campaign.skills),
         "maxAttempts": campaign.max_attempts,
         "retryDelaySeconds": campaign.retry_delay_seconds,
-        "leadCount": await lead_count(session, campaign.id),
+        "leadCount": leads,
     }
