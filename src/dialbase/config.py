@@ -18,6 +18,8 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./dialbase.db"
     redis_url: str | None = None
     redis_prefix: str = "dialbase"
+    # Longest wait for Redis on any call; past it, counting falls back to this process.
+    redis_timeout_ms: int = Field(default=200, ge=1)
     # Pool settings apply to PostgreSQL only.
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
