@@ -39,6 +39,7 @@ from dialbase.demo import (
     save_demo_key,
 )
 from dialbase.dialer.cli import dialer_app, register_stats
+from dialbase.errors import Invalid
 from dialbase.leads.service import EXPORT_FIELDS, iter_leads
 
 # Plain click help (no rich boxes): option names are never cut at narrow widths.
@@ -193,6 +194,7 @@ def account_create(
     json: JsonFlag = False,
 ) -> None:
     """Create an account; its API key is printed alone on the last line (shown once)."""
+    _check_key(api_key)
 
     async def work(session: AsyncSession) -> tuple[dict[str, object], str]:
         account, key = await accounts.create_account(
@@ -255,6 +257,7 @@ def account_rotate_key(
 
     The old key stops working at once, on every worker of every server.
     """
+    _check_key(api_key)
 
     async def work(session: AsyncSession) -> tuple[dict[str, object], str]:
         account, key = await accounts.rotate_api_key(session, username, api_key=api_key)
@@ -278,6 +281,15 @@ def account_list(database_url: DatabaseURL = None, json: JsonFlag = False) -> No
 
     views = with_session(settings_for(database_url), work)
     print_json(views) if json else print_table(views, "no account yet")
+
+
+def _check_key(api_key: str | None) -> None:
+    """Refuse a bad ``--api-key`` before the database is opened (or created)."""
+    if api_key is not None:
+        try:
+            accounts.check_api_key(api_key)
+        except Invalid as exc:
+            fail(exc.message)
 
 
 def _show(view: dict[str, object], json: bool) -> None:

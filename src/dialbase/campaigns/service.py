@@ -150,7 +150,7 @@ async def lead_counts(session: AsyncSession, campaign_ids: Sequence[int]) -> dic
         .where(Lead.campaign_id.in_(campaign_ids))
         .group_by(Lead.campaign_id)
     )
-    return {campaign_id: int(count) for campaign_id, count in rows.tuples()}
+    return {campaign_id: int(count) for campaign_id, count in rows.all()}
 
 
 async def campaign_view(session: AsyncSession, campaign: Campaign) -> dict[str, object]:
