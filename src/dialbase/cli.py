@@ -9,7 +9,6 @@ from typing import Annotated
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-import click
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -422,7 +421,8 @@ def leads_export(
 ) -> None:
     """Print every lead of a campaign (instants in the account's time zone)."""
     if json and format not in (None, "json"):
-        raise click.UsageError(f"--json and --format {format} conflict: give one of them")
+        typer.echo(f"error: --json and --format {format} conflict: give one of them", err=True)
+        raise typer.Exit(2)
     format = format or "json"
     if format not in ("json", "csv"):
         fail(f"unknown format {format!r}: use json or csv")
