@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.deploy.processes import Server, wait_ready
+from tests.deploy.processes import Server, stop, wait_ready
 
 CURL = re.compile(r"curl -s -X POST (\S+) -H '([^']*)' -H 'apiKey: ([^']+)' -d '(\{.*\})'")
 
@@ -22,6 +22,29 @@ def _curl_line(server: Server, timeout: float = 30.0) -> re.Match[str]:
                 return found
         time.sleep(0.1)
     raise AssertionError(f"no curl line printed:\n{server.output()}")
+
+
+def _add(match: re.Match[str]) -> httpx.Response:
+    url, _, key, body = match.groups()
+    headers = {"Content-Type": "application/json", "apiKey": key}
+    return httpx.post(url, content=body.encode(), headers=headers, timeout=10)
+
+
+def test_demo_run_again_prints_the_same_working_key(servers, tmp_path: Path):
+    first = servers("demo", "--demo", cwd=tmp_path)
+    wait_ready(first)
+    key = _curl_line(first).group(3)
+    stop(first)
+    key_file = tmp_path / "dialbase.db.demo-key"
+    assert key_file.read_text().strip() == key
+    assert key_file.stat().st_mode & 0o077 == 0  # readable by its owner only
+
+    second = servers("demo-again", "--demo", cwd=tmp_path)
+    wait_ready(second)
+    again = _curl_line(second)
+    assert again.group(3) == key
+    assert f"API key:   {key}" in second.output()
+    assert _add(again).json()["status"] == "Success"
 
 
 def test_demo_prints_a_curl_line_whose_request_is_stored(servers, tmp_path: Path):

@@ -55,6 +55,17 @@ def test_campaign_stats_prints_the_api_shape_as_json(backend):
     assert "leads.expired" in plain.output and "priority 2:" in plain.output
 
 
+def test_campaign_stats_prints_a_dash_for_what_is_not_there(backend):
+    settings = backend.settings()
+    asyncio.run(_seed(settings))
+    args = ["campaign", "stats", "--username", "acme", "--name", "Sales"]
+    plain = CliRunner().invoke(app, [*args, "--database-url", settings.database_url])
+    assert plain.exit_code == 0, plain.output
+    assert "None" not in plain.output
+    fields = dict(line.split(None, 1) for line in plain.output.splitlines() if "  " in line)
+    assert fields["nextRetryAt"].strip() == "-"  # no retry scheduled
+
+
 def test_campaign_stats_of_an_unknown_campaign_fails_cleanly(backend):
     settings = backend.settings()
     asyncio.run(_seed(settings))
