@@ -1,58 +1,91 @@
-"""Builds the ASGI application."""
+"""Builds the ASGI application.
+
+``create_app`` returns a ``Dialbase``: dialbase's own middleware (``MIDDLEWARE``) around
+a dispatcher that hands ``POST /ca_apis/AddCampaignData`` (the hot path, a bare ASGI
+endpoint) to ``compat.routes`` and everything else to the FastAPI application. A
+middleware added to ``MIDDLEWARE`` sees every request, the hot path's included; one added
+with ``api.add_middleware`` would see every request but the hot path's.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.datastructures import State
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from dialbase import __version__
+from dialbase import __version__, responses
 from dialbase.compat import fields
 from dialbase.compat import routes as compat
 from dialbase.compat.directory import Directory
 from dialbase.compat.schemas import add_to_openapi
 from dialbase.compat.service import AddCampaignData
 from dialbase.config import Settings
-from dialbase.db import DATABASE_ERRORS, backend_name, create_engine, make_sessionmaker
+from dialbase.db import backend_name, create_engine, make_sessionmaker
 from dialbase.dialer import routes as dialer
 from dialbase.docs_ui import install_docs
-from dialbase.errors import DATABASE_DOWN, DialbaseError, ServiceUnavailable, handle_dialbase_error
 from dialbase.health import router as health_router
 from dialbase.leads.writer import GroupCommitWriter, make_store
 from dialbase.migrate import upgrade
 from dialbase.ratelimit import Limiter
+from dialbase.services import Services
 
 log = logging.getLogger("dialbase")
 
+Middleware = Callable[[ASGIApp], ASGIApp]
+MIDDLEWARE: Sequence[Middleware] = ()  # outermost first
 
-class DialbaseApp(FastAPI):
-    """FastAPI, except that the hot path skips every middleware and the router."""
 
-    fast_path: compat.AddCampaignDataEndpoint
+class Dialbase:
+    """The ASGI application: the hot path and the FastAPI app behind one middleware stack."""
+
+    def __init__(
+        self,
+        api: FastAPI,
+        fast_path: compat.AddCampaignDataEndpoint,
+        middleware: Sequence[Middleware] = MIDDLEWARE,
+    ) -> None:
+        self.api = api
+        self.fast_path = fast_path
+        stack: ASGIApp = self._dispatch
+        for wrap in reversed(middleware):
+            stack = wrap(stack)
+        self._stack = stack
+
+    @property
+    def state(self) -> State:
+        return self.api.state
+
+    @property
+    def router(self) -> Any:
+        return self.api.router
+
+    @property
+    def services(self) -> Services:
+        services: Services = self.api.state.services
+        return services
+
+    def lifespan(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        """Start and stop the services (what the server's lifespan events do)."""
+        return self.api.router.lifespan_context(self.api)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._stack(scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == compat.PATH and scope["method"] == "POST":
             await self.fast_path(scope, receive, send)
-            return
-        await super().__call__(scope, receive, send)
+        else:
+            await self.api(scope, receive, send)
 
 
-async def _database_down(request: Request, exc: Exception) -> Response:
-    log.error("database unavailable: %s", exc)
-    return await handle_dialbase_error(request, ServiceUnavailable(DATABASE_DOWN))
-
-
-def _lifespan(settings: Settings, migrate: bool) -> Any:
+def _lifespan(settings: Settings, migrate: bool, fast_path: compat.AddCampaignDataEndpoint) -> Any:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings)
@@ -62,14 +95,25 @@ def _lifespan(settings: Settings, migrate: bool) -> Any:
         backend = backend_name(settings.database_url)
         writer = GroupCommitWriter(make_store(settings, backend), settings.write_batch_max)
         limiter = Limiter(settings.redis_url, settings.redis_prefix, settings.ip_rate_limit)
+        services = Services(
+            settings=settings,
+            engine=engine,
+            sessionmaker=sessionmaker,
+            limiter=limiter,
+            writer=writer,
+            field_limits=fields.Limits(
+                settings.max_extra_columns,
+                settings.max_extra_key_chars,
+                settings.max_extra_value_chars,
+            ),
+            add_campaign_data=AddCampaignData(Directory(sessionmaker), limiter, writer),
+        )
+        app.state.services = fast_path.services = services
+        # TODO(services): the old attribute names, until every module reads ``services``.
         app.state.settings = settings
         app.state.engine = engine
         app.state.sessionmaker = sessionmaker
         app.state.limiter = limiter
-        app.state.field_limits = fields.Limits(
-            settings.max_extra_columns, settings.max_extra_key_chars, settings.max_extra_value_chars
-        )
-        app.state.add_campaign_data = AddCampaignData(Directory(sessionmaker), limiter, writer)
         try:
             yield
         finally:
@@ -79,36 +123,32 @@ def _lifespan(settings: Settings, migrate: bool) -> Any:
     return lifespan
 
 
-def create_app(settings: Settings | None = None, *, migrate: bool = True) -> DialbaseApp:
+def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Dialbase:
     """The application; ``dialbase serve`` runs it with uvicorn (``factory=True``)."""
     settings = settings or Settings()
-    app = DialbaseApp(
+    fast_path = compat.AddCampaignDataEndpoint()
+    api = FastAPI(
         title="dialbase",
         version=__version__,
         description="Lead store for outbound dialer campaigns.",
-        lifespan=_lifespan(settings, migrate),
+        lifespan=_lifespan(settings, migrate, fast_path),
         docs_url=None,
         redoc_url=None,
     )
-    install_docs(app)
-    app.fast_path = compat.AddCampaignDataEndpoint(app.state)
+    install_docs(api)
     # Reached only through the router (e.g. a method other than POST gets 405).
-    app.router.routes.append(Route(compat.PATH, app.fast_path, methods=["POST"]))
-    app.include_router(health_router)
-    app.include_router(dialer.router)
-    app.add_exception_handler(DialbaseError, handle_dialbase_error)
-    app.add_exception_handler(RequestValidationError, dialer.validation_error)
-    app.add_exception_handler(HTTPException, dialer.http_error)
-    for error in DATABASE_ERRORS:
-        app.add_exception_handler(error, _database_down)
+    api.router.routes.append(Route(compat.PATH, fast_path, methods=["POST"]))
+    api.include_router(health_router)
+    api.include_router(dialer.router)
+    responses.install(api)
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
+        if api.openapi_schema is None:
             schema = get_openapi(
-                title=app.title, version=app.version, routes=app.routes, description=app.description
+                title=api.title, version=api.version, routes=api.routes, description=api.description
             )
-            app.openapi_schema = add_to_openapi(schema)
-        return app.openapi_schema
+            api.openapi_schema = add_to_openapi(schema)
+        return api.openapi_schema
 
-    app.openapi = openapi  # type: ignore[method-assign]
-    return app
+    api.openapi = openapi  # type: ignore[method-assign]
+    return Dialbase(api, fast_path)

@@ -6,14 +6,11 @@ constraints (Alembic needs them on SQLite), instants stored in UTC.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
-import sqlalchemy.exc
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
@@ -26,22 +23,6 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import DateTime, TypeDecorator
 
 from dialbase.config import Settings
-
-# What a lost or refused database connection raises (answered 503, never a traceback).
-PG_UNAVAILABLE: tuple[type[Exception], ...] = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.AdminShutdownError,
-)
-DATABASE_ERRORS: tuple[type[Exception], ...] = (
-    sqlalchemy.exc.OperationalError,
-    sqlalchemy.exc.InterfaceError,
-    sqlalchemy.exc.TimeoutError,  # no pooled connection within DIALBASE_DB_POOL_TIMEOUT
-    *PG_UNAVAILABLE,
-)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -108,6 +89,11 @@ def async_url(url: str) -> str:
             f"unsupported database {backend!r}: use sqlite:///FILE or postgresql://..."
         )
     return parsed.render_as_string(hide_password=False)
+
+
+def asyncpg_dsn(url: str) -> str:
+    """A PostgreSQL URL as asyncpg takes it (no SQLAlchemy driver name)."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def backend_name(url: str) -> str:

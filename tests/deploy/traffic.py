@@ -14,8 +14,7 @@ import asyncpg
 import httpx
 
 from dialbase.config import Settings
-from dialbase.db import create_engine, make_sessionmaker
-from dialbase.leads.writer import asyncpg_dsn
+from dialbase.db import asyncpg_dsn, create_engine, make_sessionmaker
 from dialbase.migrate import upgrade
 from tests.deploy.processes import run_cli
 from tests.factories import body, make_account, make_campaign

@@ -1,14 +1,31 @@
-"""The bodies of the AddCampaignData contract, spelled exactly as clients match them."""
+"""The bodies of the AddCampaignData contract, spelled exactly as clients match them.
+
+``false_body`` is also the shape of dialbase's own HTTP-level errors on the compatible
+endpoints (400, 413, 429, 503), built by ``dialbase.responses``.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 Body = dict[str, Any]
 
 
-def _false(message: str) -> Body:
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What a compatible endpoint answers: HTTP status, JSON body, extra headers."""
+
+    body: Body
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def false_body(message: str) -> Body:
     return {"status": "false", "message": message, "data": None}
+
+
+_false = false_body
 
 
 API_KEY_MISSING = _false("Api Key Should Not be Null or Empty.")  # check 1

@@ -1,9 +1,13 @@
 """A worker's cache of accounts and campaigns, kept exact by the configuration revision.
 
 Entries are loaded on first use and remember the revision they were read at. Every
-change of an account or a campaign (CLI or API, any process) raises the revision in the
-database. A write batch refuses leads checked against an older revision; a rejected
-request is checked again when the revision moved. Nothing is ever cached as missing.
+change of an account or a campaign (CLI or API, any process) gives the revision a new
+random value in the database (``accounts.service.bump_revision``). A write batch refuses
+leads checked against any other revision than the database's current one; a rejected
+request is checked again when the revision moved. Because a revision value never comes
+back, a database dropped and recreated, or restored from a backup, never matches a cache
+filled from another one: its leads are refused as stale and checked against fresh data.
+Nothing is ever cached as missing.
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ class Directory:
         self._campaigns: dict[tuple[int, str], CampaignInfo] = {}
 
     def _advance(self, revision: int) -> None:
-        if revision > self.revision:
+        if revision != self.revision:
             self.revision = revision
             self._accounts.clear()
             self._campaigns.clear()
@@ -74,7 +78,7 @@ class Directory:
             return False
         async with self._sessionmaker() as session:
             revision = await self._current_revision(session)
-        moved = revision > self.revision
+        moved = revision != self.revision
         self._advance(revision)
         return moved
 
@@ -89,10 +93,11 @@ class Directory:
         self._advance(revision)
         return row, revision
 
+    def cached_account(self, username: str) -> AccountInfo | None:
+        return self._accounts.get(username)
+
     async def account(self, username: str) -> AccountInfo | None:
-        cached = self._accounts.get(username)
-        if cached is not None:
-            return cached
+        """The account as the database holds it now (and cached for later)."""
         row, revision = await self._load(select(Account).where(Account.username == username))
         if row is None:
             return None

@@ -36,6 +36,8 @@ DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 DATE_TIME = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2}) ([0-9]{2}):([0-9]{2}):([0-9]{2})")
 END_OF_DAY = time(23, 59, 59)
 LATEST = datetime.max.replace(tzinfo=UTC)
+EARLIEST = datetime.min.replace(tzinfo=UTC)
+MAX_DEPTH = 32  # deepest nesting of arrays and objects in a value (400 beyond)
 
 
 class FieldLimitError(ValueError):
@@ -64,6 +66,8 @@ def split_body(payload: dict[str, Any], limits: Limits) -> Body:
     fields: dict[str, Any] = {}
     extra: dict[str, str] = {}
     for key, value in payload.items():
+        if isinstance(value, list | dict) and _too_deep(value):
+            raise FieldValueError(f"The value of {key!r} is nested deeper than {MAX_DEPTH} levels.")
         canonical = DOCUMENTED.get(key.lower())
         if canonical is not None:
             if isinstance(value, str) and "\x00" in value:  # PostgreSQL text refuses NUL
@@ -93,6 +97,21 @@ def split_body(payload: dict[str, Any], limits: Limits) -> Body:
             f" {limits.max_extra_columns} are accepted."
         )
     return Body(fields, extra)
+
+
+def _too_deep(value: list[Any] | dict[str, Any]) -> bool:
+    """Whether arrays and objects in ``value`` nest deeper than ``MAX_DEPTH``."""
+    level: list[Any] = [value]
+    for _ in range(MAX_DEPTH):
+        level = [
+            child
+            for item in level
+            for child in (item.values() if isinstance(item, dict) else item)
+            if isinstance(child, list | dict)
+        ]
+        if not level:
+            return False
+    return True
 
 
 def as_column_text(value: Any) -> str:
@@ -137,7 +156,7 @@ def priority(value: Any) -> int | None:
 def expiry(value: Any, zone: ZoneInfo) -> datetime | None:
     """The instant (UTC) of an expiry date read in the account's zone; a date alone ends
     its day. A date so late that it has no UTC instant (9999-12-31 west of UTC) is kept as
-    the latest instant there is."""
+    the latest instant there is; one so early (0001-01-01 east of UTC), as the earliest."""
     if not isinstance(value, str):
         return None
     text = value.strip()
@@ -155,7 +174,7 @@ def expiry(value: Any, zone: ZoneInfo) -> datetime | None:
     try:
         return local.astimezone(UTC)
     except OverflowError:
-        return LATEST
+        return LATEST if local.year == datetime.max.year else EARLIEST
 
 
 def in_zone(instant: datetime, zone: ZoneInfo) -> datetime:

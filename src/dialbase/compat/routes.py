@@ -1,9 +1,10 @@
 """HTTP in, HTTP out for ``POST /ca_apis/AddCampaignData``: the hot path.
 
-A bare ASGI endpoint on purpose. ``DialbaseApp`` hands this one path to it before any
-middleware or routing, the body is parsed with orjson, and the contract's checks are
-hand-ordered in ``compat.service``. Its OpenAPI description is written by hand in
-``compat.schemas`` and merged into the generated document.
+A bare ASGI endpoint on purpose. ``app.Dialbase`` hands this one path to it before
+FastAPI's routing (but after dialbase's own middleware), the body is parsed with orjson,
+and the contract's checks are hand-ordered in ``compat.service``. Its OpenAPI
+description is written by hand in ``compat.schemas`` and merged into the generated
+document.
 """
 
 from __future__ import annotations
@@ -15,16 +16,18 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from dialbase.compat import fields
-from dialbase.compat.service import AddCampaignData, Answer
-from dialbase.db import DATABASE_ERRORS
-from dialbase.errors import DATABASE_DOWN, DialbaseError, compat_error_body
+from dialbase.compat.answers import Answer, false_body
+from dialbase.responses import compat_answer
+from dialbase.services import Services
 
 log = logging.getLogger("dialbase")
 
 PATH = "/ca_apis/AddCampaignData"
 NOT_JSON = "The request body must be a JSON object."
-INTERNAL = "Internal error; nothing was stored. The error is logged on the server."
 _JSON = (b"content-type", b"application/json")
+# A body over the limit is still read, up to this many bytes, and thrown away before the
+# 413 is sent: a client still sending when the server closes would see a reset instead.
+DISCARD_BYTES = 4 * 1024 * 1024
 
 
 class ClientGone(Exception):
@@ -32,24 +35,32 @@ class ClientGone(Exception):
 
 
 def _error(status: int, message: str) -> Answer:
-    return Answer(compat_error_body(message), status)
+    return Answer(false_body(message), status)
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    """The body, or None when it is over ``limit`` bytes (read no further than that)."""
+    """The body, or None when it is over ``limit`` bytes (the rest read and discarded, up
+    to ``DISCARD_BYTES``)."""
     chunks: list[bytes] = []
     size = 0
-    while True:
+    more = True
+    while more:
         message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientGone
         chunk = message.get("body", b"")
+        more = message.get("more_body", False)
         size += len(chunk)
         if size > limit:
+            while more and size <= DISCARD_BYTES:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientGone
+                size += len(message.get("body", b""))
+                more = message.get("more_body", False)
             return None
         chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
+    return b"".join(chunks)
 
 
 def _headers(scope: Scope) -> tuple[str | None, int | None]:
@@ -65,36 +76,28 @@ def _headers(scope: Scope) -> tuple[str | None, int | None]:
 
 
 class AddCampaignDataEndpoint:
-    """The ASGI endpoint; reads the service and limits from the application's state."""
+    """The ASGI endpoint; its services are set by the application's lifespan."""
 
-    def __init__(self, state: Any) -> None:
-        self.state = state
+    services: Services
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             answer = await self._answer(scope, receive)
         except ClientGone:
             return
-        except DialbaseError as exc:
-            answer = _error(exc.status, exc.message)
-        except DATABASE_ERRORS as exc:
-            log.error("database unavailable: %s", exc)
-            answer = _error(503, DATABASE_DOWN)
-        except Exception:
-            log.exception("AddCampaignData failed")
-            answer = _error(500, INTERNAL)
+        except Exception as exc:  # one place turns every failure into an answer
+            answer = compat_answer(exc)
         headers = [_JSON]
         headers.extend((k.lower().encode(), v.encode()) for k, v in answer.headers.items())
         await send({"type": "http.response.start", "status": answer.status, "headers": headers})
         await send({"type": "http.response.body", "body": orjson.dumps(answer.body)})
 
     async def _answer(self, scope: Scope, receive: Receive) -> Answer:
-        settings = self.state.settings
-        limit: int = settings.max_body_bytes
+        services = self.services
+        limit = services.settings.max_body_bytes
         header_key, declared = _headers(scope)
-        raw = (
-            None if declared is not None and declared > limit else await _read_body(receive, limit)
-        )
+        unread = declared is not None and declared > DISCARD_BYTES  # refused unread
+        raw = None if unread else await _read_body(receive, limit)
         if raw is None:
             return _error(413, f"The request body is larger than {limit} bytes.")
         try:
@@ -104,11 +107,11 @@ class AddCampaignDataEndpoint:
         if not isinstance(payload, dict):
             return _error(400, NOT_JSON)
         try:
-            body = fields.split_body(payload, self.state.field_limits)
+            body = fields.split_body(payload, services.field_limits)
         except fields.FieldLimitError as exc:
             return _error(413, str(exc))
         except fields.FieldValueError as exc:
             return _error(400, str(exc))
         client = scope.get("client")
-        service: AddCampaignData = self.state.add_campaign_data
-        return await service.handle(body, header_key, client[0] if client else "unknown")
+        address = client[0] if client else "unknown"
+        return await services.add_campaign_data.handle(body, header_key, address)

@@ -2,11 +2,21 @@
 
 No web framework here: ``handle`` takes the parsed body, the ``apiKey`` header (or None)
 and the client address, and returns an ``Answer`` (HTTP status, JSON body, headers).
+
+The checks run against a worker's cache of accounts and campaigns (``Directory``). Each
+attempt ends in one of three typed results:
+
+- ``Answer``: the final answer (a success, a duplicate, a refusal by the rate limits);
+- ``Rejected``: a check refused the request; before answering, the cache is refreshed
+  and, if the settings moved, the request is checked again (a rejection never rests on
+  out-of-date settings);
+- ``Stale``: the write batch saw another configuration revision than the one the request
+  was checked against, and stored nothing; the request is checked again.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,40 +24,39 @@ from dialbase.accounts.models import AuthMode
 from dialbase.accounts.service import key_matches
 from dialbase.campaigns.models import Direction, Routing
 from dialbase.compat import answers, fields
+from dialbase.compat.answers import Answer, false_body
 from dialbase.compat.directory import AccountInfo, CampaignInfo, Directory
-from dialbase.errors import ServiceUnavailable, compat_error_body
-from dialbase.leads.writer import ActionResult, GroupCommitWriter, NewLead, Outcome
+from dialbase.errors import ServiceUnavailable
+from dialbase.leads.batch import ActionResult, NewLead, Outcome
+from dialbase.leads.writer import GroupCommitWriter
 from dialbase.ratelimit import Limiter
 
 MAX_RECHECKS = 5
 RATE_LIMITED = "Too many requests for this account or address; retry after {} seconds."
-
-
-# Rejections that depend on the request alone once checks 3 to 7 passed. Before answering
-# one, the settings those checks used are re-read only if the revision was last read over
-# CONTENT_ONLY_MAX_AGE seconds ago (every other rejection re-reads it): a malformed request
-# costs no query, and an answer follows a settings change within that time.
+SETTINGS_MOVING = "The account's settings are changing too fast; try again."
+# A rejection that depends on the request alone (once checks 3 to 7 passed) re-reads the
+# settings before it is answered only if they were last read over this many seconds ago:
+# a malformed request costs no query, and an answer follows a settings change within it.
 CONTENT_ONLY_MAX_AGE = 1.0
-_CONTENT_ONLY = frozenset(
-    id(body)
-    for body in (
-        answers.CAMPAIGN_MISSING,
-        answers.BAD_PHONE,
-        answers.BAD_PRIORITY,
-        answers.BAD_DATE,
-    )
-)
+_NO_ACCOUNT = "0" * 64  # compared with when the user name is unknown, so both paths hash
 
 
-@dataclass(slots=True)
-class Answer:
-    body: dict[str, Any]
-    status: int = 200
-    headers: dict[str, str] = field(default_factory=dict)
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    body: answers.Body
+    content_only: bool = False  # depends on the request alone (see CONTENT_ONLY_MAX_AGE)
+
+
+@dataclass(frozen=True, slots=True)
+class Stale:
+    revision: int
+
+
+Attempt = Answer | Rejected | Stale
 
 
 def _rate_limited(retry_after: int) -> Answer:
-    body = compat_error_body(RATE_LIMITED.format(retry_after))
+    body = false_body(RATE_LIMITED.format(retry_after))
     return Answer(body, 429, {"Retry-After": str(retry_after)})
 
 
@@ -58,120 +67,115 @@ class AddCampaignData:
         self.writer = writer
 
     async def handle(self, body: fields.Body, header_key: str | None, address: str) -> Answer:
-        counted = address_counted = False
+        identified = await self._identify(body.fields, header_key)
+        if isinstance(identified, Rejected):  # checks 1 to 3
+            retry_after = await self.limiter.hit_address(address)
+            return _rate_limited(retry_after) if retry_after else Answer(identified.body)
+        account = identified
+        retry_after = await self.limiter.hit_account(account.id, account.rate_limit)
+        if retry_after:
+            return _rate_limited(retry_after)
         for _ in range(MAX_RECHECKS):
-            account, answer = await self._identify(body.fields, header_key)
-            if account is None:
-                if not address_counted:  # before any further query: throttles key guessing
-                    address_counted = True
-                    retry_after = await self.limiter.hit_address(address)
-                    if retry_after:
-                        return _rate_limited(retry_after)
-                if answer is answers.INVALID_USER and await self.directory.refresh():
-                    continue  # an account may have just been created or changed
-                return Answer(answer)
-            if not counted:
-                counted = True
-                retry_after = await self.limiter.hit_account(account.id, account.rate_limit)
-                if retry_after:
-                    return _rate_limited(retry_after)
-            result = await self._check_and_write(body, account)
-            if isinstance(result, Answer):
-                return result
-            # Rejected by a check, or the write saw newer settings: check again if they moved.
-            rejected, moved_to = result
-            if moved_to is not None:
-                self.directory.saw_revision(moved_to)
-                continue
-            max_age = CONTENT_ONLY_MAX_AGE if id(rejected) in _CONTENT_ONLY else 0.0
-            if await self.directory.refresh(max_age):
-                continue
-            return Answer(rejected)
-        raise ServiceUnavailable("The account's settings are changing too fast; try again.")
+            attempt = await self._check_and_write(body, account)
+            if isinstance(attempt, Answer):
+                return attempt
+            if isinstance(attempt, Stale):
+                self.directory.saw_revision(attempt.revision)
+            else:
+                max_age = CONTENT_ONLY_MAX_AGE if attempt.content_only else 0.0
+                if not await self.directory.refresh(max_age):
+                    return Answer(attempt.body)
+            refreshed = await self._identify(body.fields, header_key)
+            if isinstance(refreshed, Rejected):  # the account changed under the request
+                return Answer(refreshed.body)
+            account = refreshed
+        raise ServiceUnavailable(SETTINGS_MOVING)
 
     async def _identify(
         self, values: dict[str, Any], header_key: str | None
-    ) -> tuple[AccountInfo | None, answers.Body]:
-        """Checks 1 to 3."""
+    ) -> AccountInfo | Rejected:
+        """Checks 1 to 3. A wrong key and an unknown user cost the same work: one fresh
+        read of the account and one key comparison (no timing tells them apart)."""
         key: Any = header_key if header_key is not None else values.get("apikey")
         if key is None:
-            return None, answers.API_KEY_MISSING
+            return Rejected(answers.API_KEY_MISSING)
         if fields.is_blank(values.get("username")):
-            return None, answers.USERNAME_MISSING
+            return Rejected(answers.USERNAME_MISSING)
         key_text = fields.as_text(key) or ""
         username = fields.as_text(values["username"]) or ""
-        account = await self.directory.account(username)
-        if account is None or not key_text or not key_matches(account.api_key_hash, key_text):
-            return None, answers.INVALID_USER
-        return account, {}
+        cached = self.directory.cached_account(username)
+        if cached is not None and key_matches(cached.api_key_hash, key_text):
+            return cached
+        account = await self.directory.account(username)  # read afresh
+        stored_hash = account.api_key_hash if account is not None else _NO_ACCOUNT
+        if key_matches(stored_hash, key_text) and account is not None:
+            return account
+        return Rejected(answers.INVALID_USER)
 
-    async def _check_and_write(
-        self, body: fields.Body, account: AccountInfo
-    ) -> Answer | tuple[answers.Body, int | None]:
-        """Checks 4 to 16 and the write; a rejection comes back as (body, None)."""
+    async def _check_and_write(self, body: fields.Body, account: AccountInfo) -> Attempt:
+        """Checks 4 to 16 and the write."""
         values = body.fields
         if account.auth_mode != AuthMode.BASIC_AUTH:
-            return answers.NOT_BASIC_AUTH, None
+            return Rejected(answers.NOT_BASIC_AUTH)
         if fields.is_blank(values.get("campaignname")):
-            return answers.CAMPAIGN_MISSING, None
+            return Rejected(answers.CAMPAIGN_MISSING, content_only=True)
         name = (fields.as_text(values["campaignname"]) or "").strip()
         campaign = await self.directory.campaign(account.id, name)
         if campaign is None:
-            return answers.CAMPAIGN_UNKNOWN, None
-        lead = self._lead(body, account, campaign)
-        if isinstance(lead, dict):
-            return lead, None
+            return Rejected(answers.CAMPAIGN_UNKNOWN)
+        lead = _lead(body, account, campaign)
+        if isinstance(lead, Rejected):
+            return lead
         result = await self.writer.submit(lead)
         if result.outcome is Outcome.STALE:
-            return {}, result.revision
+            return Stale(result.revision)
         if result.outcome is Outcome.DUPLICATE:
-            routing = campaign.routing
-            dup = answers.DUPLICATE_SKILLWISE if routing == Routing.SKILLWISE else answers.DUPLICATE
-            return Answer(dup)
+            skillwise = campaign.routing == Routing.SKILLWISE
+            return Answer(answers.DUPLICATE_SKILLWISE if skillwise else answers.DUPLICATE)
         return Answer(_success(campaign, fields.action(values), result.action))
 
-    def _lead(
-        self, body: fields.Body, account: AccountInfo, campaign: CampaignInfo
-    ) -> NewLead | answers.Body:
-        """Checks 7 to 14; the lead to write when they all pass."""
-        values = body.fields
-        if campaign.direction != Direction.OUTBOUND:
-            return answers.NOT_OUTBOUND
-        phone = fields.phone_number(values.get("phonenumber"))
-        if phone is None:
-            return answers.BAD_PHONE
-        priority = 1
-        if "priority" in values:
-            parsed = fields.priority(values["priority"])
-            if parsed is None:
-                return answers.BAD_PRIORITY
-            priority = parsed
-        expires_at = None
-        if "expirydate" in values:
-            expires_at = fields.expiry(values["expirydate"], account.zone)
-            if expires_at is None:
-                return answers.BAD_DATE
-            if expires_at <= datetime.now(UTC):
-                return answers.PAST_DATE
-        agent = fields.optional_text(values.get("agentid"))
-        skill = fields.optional_text(values.get("skill"))
-        routing_error = _routing_error(campaign, agent, skill)
-        if routing_error is not None:
-            return routing_error
-        action = fields.action(values)
-        return NewLead(
-            campaign_id=campaign.id,
-            revision=min(account.revision, campaign.revision),
-            phone_number=phone,
-            name=_name(values.get("name")),
-            priority=priority,
-            expires_at=expires_at,
-            agent_id=agent,
-            skill=skill,
-            extra=body.extra,
-            check_duplicate=fields.check_duplicate(values.get("checkduplicate")),
-            action=action if action in ("start", "stop") else None,
-        )
+
+def _lead(body: fields.Body, account: AccountInfo, campaign: CampaignInfo) -> NewLead | Rejected:
+    """Checks 7 to 14; the lead to write when they all pass."""
+    values = body.fields
+    if campaign.direction != Direction.OUTBOUND:
+        return Rejected(answers.NOT_OUTBOUND)
+    phone = fields.phone_number(values.get("phonenumber"))
+    if phone is None:
+        return Rejected(answers.BAD_PHONE, content_only=True)
+    priority = 1
+    if "priority" in values:
+        parsed = fields.priority(values["priority"])
+        if parsed is None:
+            return Rejected(answers.BAD_PRIORITY, content_only=True)
+        priority = parsed
+    expires_at = None
+    if "expirydate" in values:
+        expires_at = fields.expiry(values["expirydate"], account.zone)
+        if expires_at is None:
+            return Rejected(answers.BAD_DATE, content_only=True)
+        if expires_at <= datetime.now(UTC):
+            return Rejected(answers.PAST_DATE)
+    agent = fields.optional_text(values.get("agentid"))
+    skill = fields.optional_text(values.get("skill"))
+    routing_error = _routing_error(campaign, agent, skill)
+    if routing_error is not None:
+        return Rejected(routing_error)
+    action = fields.action(values)
+    return NewLead(
+        campaign_id=campaign.id,
+        # Leads checked against data of two revisions are stale whatever the database says.
+        revision=account.revision if account.revision == campaign.revision else -1,
+        phone_number=phone,
+        name=_name(values.get("name")),
+        priority=priority,
+        expires_at=expires_at,
+        agent_id=agent,
+        skill=skill,
+        extra=body.extra,
+        check_duplicate=fields.check_duplicate(values.get("checkduplicate")),
+        action=action if action in ("start", "stop") else None,
+    )
 
 
 def _name(value: Any) -> str | None:

@@ -1,23 +1,19 @@
 """``/v1``: dialbase's own API for dialers. HTTP in, HTTP out, nothing else.
 
 Authenticated with HTTP Basic (user name, API key). Every error, including a body that
-fails validation or an unknown path, answers RFC 9457 problem details.
+fails validation or an unknown path, answers RFC 9457 problem details
+(``dialbase.responses``).
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from http import HTTPStatus
 from typing import Annotated, Any, NoReturn
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
-from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.exceptions import HTTPException
-from starlette.responses import Response
 
 from dialbase.accounts.models import Account
 from dialbase.accounts.service import authenticate
@@ -34,11 +30,10 @@ from dialbase.dialer.schemas import (
     StatsOut,
 )
 from dialbase.dialer.stats import campaign_stats
-from dialbase.errors import RateLimited, Unauthorized, problem
+from dialbase.errors import RateLimited, Unauthorized
 
 PREFIX = "/v1"
 BAD_CREDENTIALS = "wrong user name or API key"
-BAD_HEADER = "the Authorization header is not HTTP Basic: base64 of 'userName:apiKey'"
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": Problem, "content": {"application/problem+json": {}}}
     for status in (401, 404, 409, 422)
@@ -133,39 +128,3 @@ async def start(campaign: str, request: Request, credentials: Credentials) -> Ru
 async def stop(campaign: str, request: Request, credentials: Credentials) -> RunningOut:
     """Stop the campaign: nothing is leased until it starts again."""
     return await _set_running(request, credentials, campaign, False)
-
-
-def _is_v1(request: Request) -> bool:
-    return request.url.path == PREFIX or request.url.path.startswith(PREFIX + "/")
-
-
-def _location(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in loc) or "request"
-
-
-async def validation_error(request: Request, exc: Exception) -> Response:
-    """A request that fails validation: problem+json on ``/v1``, FastAPI's body elsewhere."""
-    assert isinstance(exc, RequestValidationError)
-    if not _is_v1(request):
-        return await request_validation_exception_handler(request, exc)
-    detail = "; ".join(f"{_location(e['loc'])}: {e['msg']}" for e in exc.errors())
-    return problem(422, "Invalid input", detail or "the request is not valid")
-
-
-async def http_error(request: Request, exc: Exception) -> Response:
-    """Framework errors (unknown path, wrong method, bad auth header) as problem+json."""
-    assert isinstance(exc, HTTPException)
-    if not _is_v1(request):
-        return await http_exception_handler(request, exc)
-    headers = dict(exc.headers or {})
-    if exc.status_code == 401:
-        headers["WWW-Authenticate"] = 'Basic realm="dialbase"'
-        return problem(401, "Unauthorized", BAD_HEADER, headers)
-    return problem(exc.status_code, _title(exc.status_code), str(exc.detail), headers or None)
-
-
-def _title(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"

@@ -48,3 +48,19 @@ class CampaignNumber(Base):
         ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
     )
     phone_number: Mapped[str] = mapped_column(String(17), primary_key=True)
+
+
+class WriteBatch(Base):
+    """A committed (or, with ``kept`` null, a never-to-commit) PostgreSQL write batch.
+
+    Written in the batch's own transaction, so that a batch whose commit may or may not
+    have happened can be looked up instead of written again (see ``leads.batch``). Rows
+    older than an hour are deleted by the writer.
+    """
+
+    __tablename__ = "write_batches"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    revision: Mapped[int | None] = mapped_column(Integer)
+    kept: Mapped[list[int] | None] = mapped_column(JSON)

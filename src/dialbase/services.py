@@ -1,0 +1,28 @@
+"""What a running application holds: its settings and the services built from them.
+
+Built once by the application's lifespan (``app.py``) and reached as
+``request.app.state.services``; the CLI builds what it needs itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from dialbase.compat.fields import Limits
+from dialbase.compat.service import AddCampaignData
+from dialbase.config import Settings
+from dialbase.leads.writer import GroupCommitWriter
+from dialbase.ratelimit import Limiter
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    limiter: Limiter
+    writer: GroupCommitWriter
+    field_limits: Limits
+    add_campaign_data: AddCampaignData
