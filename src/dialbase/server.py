@@ -13,8 +13,9 @@ accepts heads of any size. ``LimitedHttpToolsProtocol`` adds three bounds per co
   uvicorn itself stopped reading (the application has not consumed the body yet) does
   not count against the client.
 
-The hot path adds a flag test and an addition per received chunk and one timer per
-request; the timers are ``loop.call_later`` handles.
+The hot path adds a few attribute tests and an addition per received chunk. Timers
+(``loop.call_later`` handles) are armed only for a head or body a chunk left incomplete,
+and once per connection for its first request.
 """
 
 from __future__ import annotations
@@ -136,6 +137,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(config, server_state, app_state, _loop)
         self.limits = limits
         self._in_head = True  # between requests or inside a head: not inside a body
+        self._head_started = False  # inside a head: its first byte was parsed
         self._head_bytes = 0  # received while in a head (approximate: whole chunks)
         self._head_too_large = False
         self._deadline: asyncio.TimerHandle | None = None
@@ -151,27 +153,34 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._in_head:
             self._head_bytes += len(data)
-            if self._deadline is None:
-                self._arm(self.limits.header_timeout, self._head_expired)
         super().data_received(data)
-        over = self._in_head and self._head_bytes > self.limits.max_header_bytes
-        if over and not self.transport.is_closing():
+        if self.transport.is_closing():
+            return
+        if self._in_head and self._head_bytes > self.limits.max_header_bytes:
             self._reject_head()
+        elif self._deadline is None:
+            # Timers only for what this chunk left incomplete: a request that arrives in
+            # one piece (the usual case) costs none.
+            if not self._in_head:
+                self._arm(self.limits.body_timeout, self._body_expired)
+            elif self._head_started or self.cycle is None or self.cycle.response_complete:
+                # Inside a head, or stray bytes between requests (which also stopped
+                # uvicorn's keep-alive timer).
+                self._arm(self.limits.header_timeout, self._head_expired)
 
     # Parser callbacks (called from ``data_received``).
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        if self._deadline is None:
-            self._arm(self.limits.header_timeout, self._head_expired)
+        self._head_started = True
 
     def on_headers_complete(self) -> None:
         size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
         if size > self.limits.max_header_bytes:
             self._head_too_large = True
             raise _HeadTooLarge
-        self._in_head = False
+        self._in_head = self._head_started = False
         self._head_bytes = 0
-        self._arm(self.limits.body_timeout, self._body_expired)
+        self._disarm()
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
