@@ -1,9 +1,15 @@
 """Database fixtures: every test that asks for ``backend`` runs on each configured store.
 
 - ``sqlite``: always; a fresh SQLite file per test (copied from a migrated template).
-- ``postgres``: when ``DIALBASE_TEST_POSTGRES_URL`` is set (a server URL; each test gets
-  its own fresh database, cloned from a migrated template). If the variable is set and
-  the server cannot be reached, the tests fail rather than skip.
+- ``postgres``: when ``DIALBASE_TEST_POSTGRES_URL`` is set (a server URL). One database
+  per test session (per xdist worker, if any), migrated once and emptied before each test:
+  every table but ``alembic_version`` emptied, its sequences restarted and the rows the
+  migrations seed put back (``PostgresReset``); the state a freshly migrated database
+  has, without ``CREATE DATABASE`` per test (a checkpoint each: most of the suite's time).
+  If emptying fails (a leftover connection holds a lock, a test dropped the database),
+  the database is dropped and created again. If the variable is set and the server cannot
+  be reached, the tests fail rather than skip. Tests that need a whole database of their
+  own (an empty one, a server process migrating it) still create one (tests/deploy).
 - Rate-limit counters live in Redis on the PostgreSQL backend when
   ``DIALBASE_TEST_REDIS_URL`` is set (each test has its own key prefix); the test ids
   then read ``postgres+redis``.
@@ -15,8 +21,10 @@ import asyncio
 import os
 import shutil
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from graphlib import TopologicalSorter
 from pathlib import Path
 
 import asyncpg
@@ -82,13 +90,118 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def postgres_template() -> Iterator[str]:
-    name = f"dialbase_t_{RUN_ID}_template"
+@dataclass
+class PostgresReset:
+    """What emptying a migrated database takes back to its freshly migrated state."""
+
+    tables: list[str]  # every table but alembic_version, children before their parents
+    seeded: dict[str, tuple[list[str], list[tuple[object, ...]]]]  # rows the migrations add
+    sequences: dict[str, tuple[int, bool]]  # last_value, is_called
+
+    @classmethod
+    async def read(cls, conn: asyncpg.Connection) -> PostgresReset:
+        names = [
+            row["tablename"]
+            for row in await conn.fetch(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+                " AND tablename <> 'alembic_version'"
+            )
+        ]
+        children: dict[str, set[str]] = {name: set() for name in names}
+        for row in await conn.fetch(
+            "SELECT conrelid::regclass::text AS child, confrelid::regclass::text AS parent"
+            " FROM pg_constraint WHERE contype = 'f' AND connamespace = 'public'::regnamespace"
+        ):
+            if row["child"] != row["parent"]:
+                children.setdefault(row["parent"], set()).add(row["child"])
+        seeded = {}
+        for name in names:
+            rows = await conn.fetch(f'SELECT * FROM "{name}"')
+            if rows:
+                seeded[name] = (list(rows[0].keys()), [tuple(r.values()) for r in rows])
+        sequences = {
+            row["name"]: (row["last_value"], row["is_called"])
+            for row in await conn.fetch(
+                "SELECT format('%I.%I', schemaname, sequencename) AS name,"
+                " coalesce(last_value, start_value) AS last_value, last_value IS NOT NULL"
+                " AS is_called FROM pg_sequences WHERE schemaname = 'public'"
+            )
+        }
+        return cls(list(TopologicalSorter(children).static_order()), seeded, sequences)
+
+    async def apply(self, conn: asyncpg.Connection) -> None:
+        await conn.execute(f"SET lock_timeout = '{RESET_LOCK_TIMEOUT}'")
+        async with conn.transaction():
+            await conn.execute("".join(f'DELETE FROM "{name}";' for name in self.tables))
+            for sequence, (value, called) in self.sequences.items():
+                await conn.execute("SELECT setval($1::regclass, $2, $3)", sequence, value, called)
+            for name, (columns, rows) in self.seeded.items():
+                marks = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+                names = ", ".join(f'"{c}"' for c in columns)
+                await conn.executemany(f'INSERT INTO "{name}" ({names}) VALUES ({marks})', rows)
+
+
+RESET_LOCK_TIMEOUT = "5s"
+
+
+async def _pg_connect(url: str) -> asyncpg.Connection:
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    return await asyncpg.connect(dsn, timeout=10)
+
+
+def _pg_fresh(name: str) -> PostgresReset:
+    """(Re)create database ``name``, migrate it, and read what resetting it takes."""
+    pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     pg_admin(f'CREATE DATABASE "{name}"')
     _migrate(pg_database_url(name))
-    yield name
-    pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    async def main() -> PostgresReset:
+        conn = await _pg_connect(pg_database_url(name))
+        try:
+            return await PostgresReset.read(conn)
+        finally:
+            await conn.close()
+
+    return asyncio.run(main())
+
+
+class SharedPostgres:
+    """This session's database, emptied before each test that uses it."""
+
+    def __init__(self) -> None:
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        self.name = f"dialbase_t_{RUN_ID}_{worker}"
+        self.url = pg_database_url(self.name)
+        self.reset_plan = _pg_fresh(self.name)
+        self.used = False
+
+    def reset(self) -> None:
+        if not self.used:  # just migrated
+            self.used = True
+            return
+
+        async def main() -> None:
+            conn = await _pg_connect(self.url)
+            try:
+                await self.reset_plan.apply(conn)
+            finally:
+                await conn.close()
+
+        try:
+            asyncio.run(main())
+        except (OSError, asyncpg.PostgresError) as exc:
+            warnings.warn(f"emptying {self.name} failed ({exc!r}): made again", stacklevel=1)
+            self.reset_plan = _pg_fresh(self.name)
+
+    def drop(self) -> None:
+        pg_admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def shared_postgres() -> Iterator[SharedPostgres]:
+    database = SharedPostgres()
+    yield database
+    database.drop()
 
 
 def _fresh_sqlite(tmp_path: Path, template: Path) -> str:
@@ -121,13 +234,9 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
         template = request.getfixturevalue("sqlite_template")
         yield Backend("sqlite", _fresh_sqlite(tmp_path, template), None, prefix)
         return
-    template = request.getfixturevalue("postgres_template")
-    name = f"dialbase_t_{RUN_ID}_{uuid.uuid4().hex[:10]}"
-    pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    try:
-        yield Backend("postgres", pg_database_url(name), REDIS_URL, prefix)
-    finally:
-        pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    database = request.getfixturevalue("shared_postgres")
+    database.reset()
+    yield Backend("postgres", database.url, REDIS_URL, prefix)
 
 
 @pytest.fixture
@@ -137,7 +246,8 @@ def settings(backend: Backend) -> Settings:
 
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[object]:
-    application = create_app(settings)
+    # The database is already at head (a migrated template, or the shared database).
+    application = create_app(settings, migrate=False)
     async with application.router.lifespan_context(application):
         yield application
 
@@ -157,3 +267,74 @@ async def client(app: object) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def sessionmaker(app: object):  # type: ignore[no-untyped-def]
     return app.state.sessionmaker  # type: ignore[attr-defined]
+
+
+class RedisPeer:
+    """A TCP peer on 127.0.0.1 in the test's event loop, standing in for Redis.
+
+    Until ``relay_to(url)`` it accepts connections and never answers (a hung Redis: the
+    host is up, the process is stuck); after it, new connections are relayed to that Redis.
+    """
+
+    def __init__(self) -> None:
+        self.target: tuple[str, int] | None = None
+        self.database = 0
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/{self.database}"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+
+    def relay_to(self, redis_url: str) -> None:
+        url = make_url(redis_url)
+        self.target = (url.host or "127.0.0.1", url.port or 6379)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for writer in list(self._writers):
+            writer.transport.abort()
+        await asyncio.sleep(0.01)  # let the connections' handlers see the end
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        try:
+            if self.target is None:
+                while await reader.read(65536):
+                    pass  # swallow every command, answer none
+                return
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+            self._writers.add(up_writer)
+            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        except OSError:
+            pass
+        finally:
+            writer.transport.abort()
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except OSError:
+        pass
+    finally:
+        writer.transport.abort()
+
+
+@pytest.fixture
+async def redis_peer() -> AsyncIterator[RedisPeer]:
+    """A hung Redis (see ``RedisPeer``); ``relay_to`` turns it into the real one."""
+    peer = RedisPeer()
+    await peer.start()
+    try:
+        yield peer
+    finally:
+        await peer.close()

@@ -1,4 +1,8 @@
-"""``/healthz`` (the process answers) and ``/readyz`` (its database and Redis answer)."""
+"""``/healthz`` (the process answers) and ``/readyz`` (its database and Redis answer).
+
+The Redis check takes at most ``DIALBASE_REDIS_TIMEOUT_MS``, and none at all while the
+limiter's circuit is open (see ``dialbase.ratelimit``): it then reports the open circuit.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import text
+
+from dialbase.ratelimit import RedisUnavailable
 
 router = APIRouter(tags=["operations"])
 CHECK_TIMEOUT = 2.0
@@ -29,8 +35,11 @@ async def _check_database(request: Request) -> None:
 
 
 async def _check_redis(request: Request) -> None:
-    if not await request.app.state.limiter.ping():
-        raise ConnectionError("no answer")
+    await request.app.state.limiter.check()
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, RedisUnavailable) else type(exc).__name__
 
 
 @router.get("/readyz", response_model=Health, responses={503: {"model": Health}})
@@ -44,7 +53,7 @@ async def readyz(request: Request) -> JSONResponse:
             await asyncio.wait_for(probe(request), CHECK_TIMEOUT)
             checks[name] = "ok"
         except Exception as exc:  # any failure means "not ready", with its reason
-            checks[name] = f"unavailable: {type(exc).__name__}"
+            checks[name] = f"unavailable: {_reason(exc)}"
     ready = all(v == "ok" for v in checks.values())
     body = Health(status="ok" if ready else "unavailable", checks=checks)
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
