@@ -8,19 +8,21 @@ import sqlite3
 
 from sqlalchemy import select
 
+from dialbase.accounts.models import ConfigRevision
 from dialbase.app import create_app
 from dialbase.campaigns.models import Campaign
 from dialbase.db import session_scope, sqlite_path
 from dialbase.errors import ServiceUnavailable
-from dialbase.leads.writer import GroupCommitWriter, NewLead, Outcome, make_store
+from dialbase.leads.batch import NewLead, Outcome
+from dialbase.leads.writer import GroupCommitWriter, make_store
 from tests.conftest import Backend, client_for_app
 from tests.factories import body, leads_of, make_account, make_campaign
 
 
-def _lead(campaign_id: int, phone: str) -> NewLead:
+def _lead(campaign_id: int, phone: str, revision: int, check_duplicate: bool = False) -> NewLead:
     return NewLead(
         campaign_id=campaign_id,
-        revision=10**9,
+        revision=revision,
         phone_number=phone,
         name=None,
         priority=1,
@@ -28,7 +30,7 @@ def _lead(campaign_id: int, phone: str) -> NewLead:
         agent_id=None,
         skill=None,
         extra={},
-        check_duplicate=False,
+        check_duplicate=check_duplicate,
         action=None,
     )
 
@@ -36,12 +38,12 @@ def _lead(campaign_id: int, phone: str) -> NewLead:
 async def test_a_lead_the_database_refuses_fails_alone(backend, sessionmaker):
     await make_account(sessionmaker)
     await make_campaign(sessionmaker)
-    campaign_id = await _campaign_id(sessionmaker)
+    campaign_id, revision = await _campaign_id(sessionmaker)
     settings = backend.settings()
     writer = GroupCommitWriter(make_store(settings, backend.name), 64)
     try:
-        good = [_lead(campaign_id, f"90000000{i:02d}") for i in range(5)]
-        orphan = _lead(campaign_id + 999, "9111111111")  # no such campaign: foreign key
+        good = [_lead(campaign_id, f"90000000{i:02d}", revision) for i in range(5)]
+        orphan = _lead(campaign_id + 999, "9111111111", revision)  # no such campaign
         results = await asyncio.gather(
             *(writer.submit(lead) for lead in [*good[:2], orphan, *good[2:]]),
             return_exceptions=True,
@@ -79,8 +81,10 @@ async def test_a_commit_that_cannot_happen_never_answers_success(tmp_path, sqlit
         assert len(await leads_of(sessions)) == 1
 
 
-async def _campaign_id(sessions) -> int:
+async def _campaign_id(sessions) -> tuple[int, int]:
+    """The id of campaign "Sales" and the configuration revision."""
     async with session_scope(sessions) as session:
         value = await session.scalar(select(Campaign.id).where(Campaign.name == "Sales"))
-    assert value is not None
-    return value
+        revision = await session.scalar(select(ConfigRevision.value))
+    assert value is not None and revision is not None
+    return value, revision

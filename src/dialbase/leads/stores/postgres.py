@@ -130,9 +130,8 @@ class PostgresBatchStore:
         assert self._pool is not None
         try:
             await self._pool.release(conn)
-        except Exception as exc:  # e.g. the server ended the session meanwhile
+        except Exception as exc:  # the server ended the session: the pool drops it
             log.debug("connection not released cleanly: %s", exc)
-            conn.terminate()
 
     async def write(self, batch: Sequence[NewLead]) -> list[WriteResult]:
         batch_id = str(uuid.uuid4())
