@@ -269,6 +269,16 @@ def sessionmaker(app: object):  # type: ignore[no-untyped-def]
     return app.state.sessionmaker  # type: ignore[attr-defined]
 
 
+class FakeClock:
+    """A monotonic clock that moves only when a test says so (``clock.now += 5``)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class RedisPeer:
     """A TCP peer on 127.0.0.1 in the test's event loop, standing in for Redis.
 

@@ -17,18 +17,10 @@ import pytest
 import time_machine
 
 from dialbase.ratelimit import Circuit, Limiter, RedisUnavailable
-from tests.conftest import REDIS_URL, RUN_ID, RedisPeer, needs_redis
+from tests.conftest import REDIS_URL, RUN_ID, FakeClock, RedisPeer, needs_redis
 
 MINUTE = 1_800_000_000.0  # a whole minute of the clock
 TIMEOUT_MS = 100
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def prefix() -> str:
