@@ -25,19 +25,17 @@ from dialbase.dialer.schemas import (
     LeaseRequest,
     OutcomeOut,
     OutcomeRequest,
-    Problem,
     RunningOut,
     StatsOut,
+    problem_responses,
 )
 from dialbase.dialer.stats import campaign_stats
 from dialbase.errors import RateLimited, Unauthorized
 
 PREFIX = "/v1"
 BAD_CREDENTIALS = "wrong user name or API key"
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": Problem, "content": {"application/problem+json": {}}}
-    for status in (401, 404, 409, 422)
-}
+_ERRORS: dict[int | str, dict[str, Any]] = problem_responses(400, 401, 404, 422, 429, 500, 503)
+_CONFLICT = problem_responses(409)
 
 basic = HTTPBasic(auto_error=False, realm="dialbase", description="User name and API key.")
 Credentials = Annotated[HTTPBasicCredentials | None, Depends(basic)]
@@ -71,7 +69,7 @@ async def _refuse(request: Request, message: str) -> NoReturn:
     raise Unauthorized(message)
 
 
-@router.post("/campaigns/{campaign:path}/leases", response_model=LeaseList)
+@router.post("/campaigns/{campaign:path}/leases", response_model=LeaseList, responses=_CONFLICT)
 async def lease_leads(
     campaign: str, request: Request, credentials: Credentials, body: LeaseRequest | None = None
 ) -> LeaseList:
@@ -92,7 +90,7 @@ async def lease_leads(
     return LeaseList(leases=[LeaseOut.of(item) for item in leased])
 
 
-@router.post("/leases/{lease_id}/outcome", response_model=OutcomeOut)
+@router.post("/leases/{lease_id}/outcome", response_model=OutcomeOut, responses=_CONFLICT)
 async def report_outcome(
     lease_id: str, body: OutcomeRequest, request: Request, credentials: Credentials
 ) -> OutcomeOut:

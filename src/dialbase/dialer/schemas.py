@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from http import HTTPStatus
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,6 +21,8 @@ from dialbase.dialer.service import (
     Report,
 )
 from dialbase.dialer.stats import CampaignStats, PriorityStats
+from dialbase.errors import DATABASE_DOWN
+from dialbase.responses import INTERNAL
 
 
 class Shape(BaseModel):
@@ -174,7 +177,64 @@ class StatsOut(Shape):
 class Problem(BaseModel):
     """RFC 9457 problem details: the body of every ``/v1`` error."""
 
-    type: str = "about:blank"
-    title: str
+    type: str = Field(default="about:blank", description="Always `about:blank`.")
+    title: str = Field(description="The status's HTTP phrase, such as `Not Found`.")
     status: int
-    detail: str
+    detail: str = Field(description="What went wrong, for a person to read.")
+
+
+# Every status a ``/v1`` operation may answer with problem details: when, and an example.
+_PROBLEMS: dict[int, tuple[str, str]] = {
+    400: (
+        "The body cannot be read as text (not UTF-8)",
+        "There was an error parsing the body",
+    ),
+    401: ("No, malformed or wrong credentials", "wrong user name or API key"),
+    404: ("Unknown campaign or lease, or another account's", "no lease '4f0c...'"),
+    409: (
+        "Lease already reported or expired; leasing from a stopped campaign",
+        "lease '4f0c...' was already reported (busy)",
+    ),
+    422: (
+        "Malformed JSON; an invalid body or parameter (the detail names each field)",
+        "body.count: Input should be less than or equal to 100",
+    ),
+    429: (
+        "Too many failed authentications from this address; see Retry-After",
+        "too many failed authentications from this address; retry in 12 s",
+    ),
+    500: ("An unexpected server error (it is logged)", INTERNAL),
+    503: ("The database is unavailable; nothing was changed", DATABASE_DOWN),
+}
+_HEADERS: dict[int, dict[str, Any]] = {
+    401: {
+        "WWW-Authenticate": {
+            "description": 'Always `Basic realm="dialbase"`.',
+            "schema": {"type": "string"},
+        }
+    },
+    429: {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for these statuses, served as
+    ``application/problem+json`` only (``dialbase.responses.problem``)."""
+    schema = Problem.model_json_schema()
+    found: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        description, detail = _PROBLEMS[status]
+        example = {
+            "type": "about:blank",
+            "title": HTTPStatus(status).phrase,
+            "status": status,
+            "detail": detail,
+        }
+        entry: dict[str, Any] = {
+            "description": description,
+            "content": {"application/problem+json": {"schema": schema, "example": example}},
+        }
+        if status in _HEADERS:
+            entry["headers"] = _HEADERS[status]
+        found[status] = entry
+    return found
