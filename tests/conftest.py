@@ -248,7 +248,7 @@ def settings(backend: Backend) -> Settings:
 async def app(settings: Settings) -> AsyncIterator[object]:
     # The database is already at head (a migrated template, or the shared database).
     application = create_app(settings, migrate=False)
-    async with application.router.lifespan_context(application):
+    async with application.lifespan():
         yield application
 
 
@@ -266,7 +266,7 @@ async def client(app: object) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 def sessionmaker(app: object):  # type: ignore[no-untyped-def]
-    return app.state.sessionmaker  # type: ignore[attr-defined]
+    return app.services.sessionmaker  # type: ignore[attr-defined]
 
 
 class FakeClock:

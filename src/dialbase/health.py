@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from sqlalchemy import text
 
 from dialbase.ratelimit import RedisUnavailable
+from dialbase.services import Services
 
 router = APIRouter(tags=["operations"])
 CHECK_TIMEOUT = 2.0
@@ -29,13 +30,18 @@ async def healthz() -> Health:
     return Health(status="ok")
 
 
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
 async def _check_database(request: Request) -> None:
-    async with request.app.state.engine.connect() as conn:
+    async with _services(request).engine.connect() as conn:
         await conn.execute(text("SELECT 1"))
 
 
 async def _check_redis(request: Request) -> None:
-    await request.app.state.limiter.check()
+    await _services(request).limiter.check()
 
 
 def _reason(exc: Exception) -> str:
@@ -46,7 +52,7 @@ def _reason(exc: Exception) -> str:
 async def readyz(request: Request) -> JSONResponse:
     checks: dict[str, str] = {}
     probes = {"database": _check_database}
-    if request.app.state.settings.redis_url:
+    if _services(request).settings.redis_url:
         probes["redis"] = _check_redis
     for name, probe in probes.items():
         try:

@@ -28,8 +28,8 @@ from tests.factories import make_account, make_campaign
 async def serving(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
     """The app in this process, with a client; its circuit runs on a ``FakeClock``."""
     app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        app.state.limiter.circuit.clock = FakeClock()
+    async with app.lifespan():
+        app.services.limiter.circuit.clock = FakeClock()
         transport = httpx.ASGITransport(app=app, client=("203.0.113.9", 40000))
         async with httpx.AsyncClient(transport=transport, base_url="http://dialbase.test") as c:
             yield c, app
@@ -74,8 +74,8 @@ async def test_unreachable_redis_fails_open_onto_counters_in_this_process(
     settings = Settings(database_url=sqlite_url, redis_url=nothing_listens)
     caplog.set_level(logging.WARNING, logger="dialbase.ratelimit")
     async with serving(settings) as (client, app):
-        await make_account(app.state.sessionmaker, rate_limit=3)
-        await make_campaign(app.state.sessionmaker)
+        await make_account(app.services.sessionmaker, rate_limit=3)
+        await make_campaign(app.services.sessionmaker)
         replies = [await client.post(ADD, json=add_body(f"955555555{i}")) for i in range(5)]
         ready = await client.get("/readyz")
 
@@ -98,8 +98,8 @@ async def test_a_hung_redis_delays_one_request_and_readiness_says_so_at_once(
     settings = Settings(database_url=sqlite_url, redis_url=redis_peer.url)
     caplog.set_level(logging.WARNING, logger="dialbase.ratelimit")
     async with serving(settings) as (client, app):
-        await make_account(app.state.sessionmaker)
-        await make_campaign(app.state.sessionmaker)
+        await make_account(app.services.sessionmaker)
+        await make_campaign(app.services.sessionmaker)
         first_took, first = await timed(client.post(ADD, json=add_body("9777777770")))
         start = time.perf_counter()
         rest = [await client.post(ADD, json=add_body(f"977777777{i}")) for i in range(1, 11)]
@@ -107,7 +107,7 @@ async def test_a_hung_redis_delays_one_request_and_readiness_says_so_at_once(
         ready_took, ready = await timed(client.get("/readyz"))
 
     assert [r.json() for r in (first, *rest)] == [STORED] * 11
-    assert first_took >= app.state.limiter.timeout / 2
+    assert first_took >= app.services.limiter.timeout / 2
     assert rest_took < first_took * 10 / 3  # ten requests: far less than ten timeouts
     assert ready.status_code == 503
     assert ready.json()["checks"]["redis"].startswith("unavailable: circuit open")
@@ -129,15 +129,15 @@ async def test_redis_cut_off_then_back_leads_are_still_stored_and_readiness_foll
     settings = Settings(database_url=sqlite_url, redis_url=through_proxy, redis_prefix=redis_prefix)
     try:
         async with serving(settings) as (client, app):
-            await make_account(app.state.sessionmaker)
-            await make_campaign(app.state.sessionmaker)
+            await make_account(app.services.sessionmaker)
+            await make_campaign(app.services.sessionmaker)
             before = await client.post(ADD, json=add_body("9666666661"))
             ready_before = await client.get("/readyz")
             proxy.cut()
             during = await client.post(ADD, json=add_body("9666666662"))
             ready_during = await client.get("/readyz")
             proxy.restore()
-            app.state.limiter.circuit.clock.now += app.state.limiter.circuit.cool_down
+            app.services.limiter.circuit.clock.now += app.services.limiter.circuit.cool_down
             after = await client.post(ADD, json=add_body("9666666663"))
             ready_after = await client.get("/readyz")
     finally:
