@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import MetaData, event
-from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -117,20 +117,72 @@ def sqlite_pragmas(settings: Settings) -> list[str]:
     ]
 
 
+# SQLite transactions are begun by SQLAlchemy, never by the driver (the SQLite dialect's
+# documented recipe, "Using SQLAlchemy to emit BEGIN in lieu of SQLite's transaction
+# control", for sqlite3 and aiosqlite): the driver's own transaction handling is off
+# (``isolation_level = None``) and every transaction starts with an explicit BEGIN,
+# chosen by the connection's execution option ``SQLITE_BEGIN``:
+#
+# - ``DEFERRED`` (the default): a plain ``BEGIN``; reads take no lock, and never wait for
+#   a writer (WAL). Statistics, the ingestion directory, every read.
+# - ``IMMEDIATE``: ``BEGIN IMMEDIATE`` takes the file's write lock at once (waiting up to
+#   the busy timeout for it), so a transaction that reads and then writes can never fail
+#   to upgrade its lock. Given by the code that writes (``dialer.queue.lock_for_writing``):
+#   ``session.connection(execution_options={SQLITE_BEGIN: IMMEDIATE})``.
+#
+# The ``begin`` event picks the BEGIN. ``BEGIN IMMEDIATE`` is sent at once: taking the lock
+# is its point. A plain BEGIN is sent with the transaction's first statement (the same
+# thing for SQLite, whose deferred BEGIN does nothing until then), unless that statement
+# is a BEGIN of its own, which takes its place: ``migrate.py`` opens its transaction with
+# ``BEGIN IMMEDIATE`` by hand, before alembic reads the schema version.
+SQLITE_BEGIN = "dialbase_sqlite_begin"
+DEFERRED = "DEFERRED"
+IMMEDIATE = "IMMEDIATE"
+_PENDING_BEGIN = "dialbase_pending_begin"
+
+
+def _sqlite_events(engine: AsyncEngine, pragmas: list[str]) -> None:
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # the driver begins nothing itself
+        cursor = dbapi_connection.cursor()
+        for pragma in pragmas:
+            cursor.execute(pragma)
+        cursor.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        options = conn.get_execution_options()
+        if options.get("isolation_level") == "AUTOCOMMIT":
+            return
+        mode = options.get(SQLITE_BEGIN, DEFERRED)
+        if mode == IMMEDIATE:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock, now
+        elif mode == DEFERRED:
+            conn.info[_PENDING_BEGIN] = mode
+        else:
+            raise ValueError(f"{SQLITE_BEGIN} must be {DEFERRED!r} or {IMMEDIATE!r}, not {mode!r}")
+
+    @event.listens_for(sync_engine, "before_cursor_execute")
+    def _on_statement(conn: Connection, cursor: Any, statement: str, *_args: Any) -> None:
+        if conn.info.pop(_PENDING_BEGIN, None) and statement.lstrip()[:5].upper() != "BEGIN":
+            cursor.execute("BEGIN")
+
+    def _on_end(conn: Connection) -> None:
+        conn.info.pop(_PENDING_BEGIN, None)
+
+    event.listen(sync_engine, "commit", _on_end)
+    event.listen(sync_engine, "rollback", _on_end)
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     url = async_url(settings.database_url)
     if backend_name(settings.database_url) == "sqlite":
         sqlite_path(settings.database_url)
         engine = create_async_engine(url, connect_args={"timeout": 30})
-        pragmas = sqlite_pragmas(settings)
-
-        @event.listens_for(engine.sync_engine, "connect")
-        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            for pragma in pragmas:
-                cursor.execute(pragma)
-            cursor.close()
-
+        _sqlite_events(engine, sqlite_pragmas(settings))
         return engine
     server_settings = {"statement_timeout": str(settings.db_statement_timeout_ms)}
     return create_async_engine(

@@ -6,8 +6,12 @@ priority high to low, then earlier ``due_at``, then arrival (id). Every statemen
 served by an index declared in ``dialer.models`` (no scan of the campaign's leads).
 
 Exactly-once: on PostgreSQL rows are taken with ``FOR UPDATE SKIP LOCKED``, so
-concurrent transactions never pick the same lead; on SQLite the transaction is opened
-with ``BEGIN IMMEDIATE`` (see ``lock_for_writing``), so they run one after another.
+concurrent transactions never pick the same lead; on SQLite the transaction is begun
+with ``BEGIN IMMEDIATE`` (``lock_for_writing``, through the engine's one mechanism,
+``db.SQLITE_BEGIN``), so they run one after another.
+
+Statistics never settle: they count each lead in the state ``settled_status`` computes,
+so reading them takes no write lock.
 """
 
 from __future__ import annotations
@@ -15,10 +19,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, Update, case, or_, select, text, update
+from sqlalchemy import ColumnElement, Select, Update, and_, case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialbase.campaigns.models import Campaign, Routing
+from dialbase.db import IMMEDIATE, SQLITE_BEGIN
 from dialbase.leads.models import Lead, LeadStatus
 
 PENDING = LeadStatus.PENDING.value
@@ -40,18 +45,43 @@ LEAD_COLUMNS = (
 
 
 async def lock_for_writing(session: AsyncSession) -> None:
-    """On SQLite, take the database's write lock now (``BEGIN IMMEDIATE``).
+    """On SQLite, make the session's transaction hold the database's write lock.
 
-    A deferred transaction that reads and then writes can fail with "database is locked"
-    when another connection wrote in between; an immediate one waits its turn instead.
-    PostgreSQL needs nothing here: its row locks do the work.
+    A deferred transaction that reads and then writes fails at once with "database is
+    locked" when another connection wrote in between (SQLite cannot wait to upgrade a
+    read lock); a transaction begun with ``BEGIN IMMEDIATE`` waits its turn instead. The
+    BEGIN is chosen by the engine's one mechanism (``db.SQLITE_BEGIN``): call this before
+    the transaction's first write. If the transaction already began deferred and has only
+    read so far (a ``/v1`` request authenticates first), that read-only transaction is
+    ended and an immediate one begun; objects already loaded stay usable (the sessions
+    do not expire them on commit). PostgreSQL needs nothing here: its row locks do the work.
     """
     if session.get_bind().dialect.name != "sqlite":
         return
-    connection = await session.connection()
-    raw = (await connection.get_raw_connection()).driver_connection
-    if not raw.in_transaction:  # type: ignore[union-attr]
-        await session.execute(text("BEGIN IMMEDIATE"))
+    if session.in_transaction():
+        connection = (await session.connection()).sync_connection
+        assert connection is not None  # the session just procured it
+        if connection.get_execution_options().get(SQLITE_BEGIN) == IMMEDIATE:
+            return
+        if session.new or session.dirty or session.deleted:
+            raise RuntimeError("lock_for_writing must come before the transaction's first write")
+        await session.commit()  # it only read: nothing is lost, its read lock is let go
+    await session.connection(execution_options={SQLITE_BEGIN: IMMEDIATE})
+
+
+def settled_status(campaign: Campaign, now: datetime) -> ColumnElement[str]:
+    """The status ``settle`` would give a lead now, computed without writing it.
+
+    Wake first (lapsed leases and retries come due: ``done`` when the attempts are used up,
+    else ``pending``), then expire (``pending`` and ``retry`` leads past their expiry)."""
+    woken = and_(Lead.status.in_((LEASED, RETRY)), Lead.due_at <= now)
+    expirable = or_(woken, Lead.status.in_((PENDING, RETRY)))
+    return case(
+        (and_(woken, Lead.attempts >= campaign.max_attempts), DONE),
+        (and_(expirable, Lead.expires_at <= now), EXPIRED),
+        (woken, PENDING),
+        else_=Lead.status,
+    )
 
 
 def _locked_ids(*conditions: Any) -> Select[int]:

@@ -238,4 +238,5 @@ async def set_campaign_running(
 ) -> tuple[Campaign, bool]:
     """Start or stop one of the account's campaigns; says whether its state changed."""
     campaign = await account_campaign(session, account, campaign_name)
+    await lock_for_writing(session)
     return campaign, await set_running(session, campaign, running)

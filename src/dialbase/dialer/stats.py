@@ -1,4 +1,10 @@
-"""Campaign statistics: leads by state (overall and per priority), attempts, outcomes."""
+"""Campaign statistics: leads by state (overall and per priority), attempts, outcomes.
+
+Read-only: a dialer polling statistics never takes SQLite's write lock, so it never
+competes with ingestion. What time decided since the last lease (lapsed leases, retries
+come due, expiry: ``queue.settle``) is not written here but computed in the query: each
+lead is counted in the state ``settle`` would give it now (``queue.settled_status``).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ from dialbase.accounts.models import Account
 from dialbase.campaigns.models import Campaign
 from dialbase.db import utcnow
 from dialbase.dialer.models import Lease, Outcome
-from dialbase.dialer.queue import RETRY, lock_for_writing, settle
+from dialbase.dialer.queue import RETRY, settled_status
 from dialbase.dialer.service import account_campaign
 from dialbase.leads.models import Lead, LeadStatus
 
@@ -47,12 +53,10 @@ class CampaignStats:
 async def campaign_stats(
     session: AsyncSession, account: Account, campaign_name: str
 ) -> CampaignStats:
-    """Counts as of now: time-driven changes (lapsed leases, expiry) are applied first."""
+    """Counts as of now, time-driven changes (lapsed leases, expiry) included; writes nothing."""
     campaign = await account_campaign(session, account, campaign_name)
-    await lock_for_writing(session)
     now = utcnow()
-    await settle(session, campaign, now)
-    by_priority = await _leads_by_priority(session, campaign)
+    by_priority = await _leads_by_priority(session, campaign, now)
     leads = _no_leads()
     for row in by_priority:
         for status, count in row.leads.items():
@@ -64,18 +68,26 @@ async def campaign_stats(
         leases=await _leases_by_outcome(session, campaign, now),
         next_retry_at=await session.scalar(
             select(func.min(Lead.due_at)).where(
-                Lead.campaign_id == campaign.id, Lead.status == RETRY
+                Lead.campaign_id == campaign.id,
+                Lead.status == RETRY,
+                Lead.due_at > now,
+                or_(Lead.expires_at.is_(None), Lead.expires_at > now),
             )
         ),
         by_priority=by_priority,
     )
 
 
-async def _leads_by_priority(session: AsyncSession, campaign: Campaign) -> list[PriorityStats]:
+async def _leads_by_priority(
+    session: AsyncSession, campaign: Campaign, now: datetime
+) -> list[PriorityStats]:
+    # Grouped by the label, not the expression: PostgreSQL would see the expression's
+    # parameters twice as two different expressions. "settled" is no column's name.
+    settled = settled_status(campaign, now).label("settled")
     rows = await session.execute(
-        select(Lead.priority, Lead.status, func.count(), func.sum(Lead.attempts))
+        select(Lead.priority, settled, func.count(), func.sum(Lead.attempts))
         .where(Lead.campaign_id == campaign.id)
-        .group_by(Lead.priority, Lead.status)
+        .group_by(Lead.priority, settled)
     )
     found: dict[int, PriorityStats] = {}
     for priority, status, count, attempts in rows:
