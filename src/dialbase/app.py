@@ -63,10 +63,6 @@ class Dialbase:
         return self.api.state
 
     @property
-    def router(self) -> Any:
-        return self.api.router
-
-    @property
     def services(self) -> Services:
         services: Services = self.api.state.services
         return services
@@ -109,11 +105,6 @@ def _lifespan(settings: Settings, migrate: bool, fast_path: compat.AddCampaignDa
             add_campaign_data=AddCampaignData(Directory(sessionmaker), limiter, writer),
         )
         app.state.services = fast_path.services = services
-        # TODO(services): the old attribute names, until every module reads ``services``.
-        app.state.settings = settings
-        app.state.engine = engine
-        app.state.sessionmaker = sessionmaker
-        app.state.limiter = limiter
         try:
             yield
         finally:

@@ -105,7 +105,7 @@ def client_for(app: Any, address: str = CLIENT_ADDRESS) -> httpx.AsyncClient:
 async def running_app(settings: Settings) -> AsyncIterator[Any]:
     """An application of our own settings, its lifespan running (as conftest's ``app``)."""
     app = create_app(settings)
-    async with app.router.lifespan_context(app):
+    async with app.lifespan():
         yield app
 
 

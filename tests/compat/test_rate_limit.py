@@ -100,8 +100,8 @@ async def test_rate_limit_per_address_for_failed_identification(backend):
     Valid requests from that address, and failures from other addresses, still get through.
     """
     async with running_app(backend.settings(ip_rate_limit=3)) as app:
-        await make_account(app.state.sessionmaker)
-        await make_campaign(app.state.sessionmaker)
+        await make_account(app.services.sessionmaker)
+        await make_campaign(app.services.sessionmaker)
         async with client_for(app) as c, client_for(app, "198.51.100.9") as other:
             failing = [
                 await post(c, apiKey=OMIT),  # check 1
@@ -115,7 +115,7 @@ async def test_rate_limit_per_address_for_failed_identification(backend):
             assert (valid.status_code, valid.json()) == (200, SUCCESS)
             elsewhere = await post(other, apiKey="wrong-secret-key")
             assert (elsewhere.status_code, elsewhere.json()) == (200, CHECK[3])
-        assert len(await all_leads(app.state.sessionmaker)) == 1
+        assert len(await all_leads(app.services.sessionmaker)) == 1
 
 
 @needs_redis
@@ -128,8 +128,10 @@ async def test_rate_limit_shared_by_workers(backend):
         client_for(one) as first,
         client_for(two) as second,
     ):
-        await make_account(one.state.sessionmaker, "small", "small-secret-key", rate_limit=LIMITED)
-        await make_campaign(one.state.sessionmaker, "Small Sales", username="small")
+        await make_account(
+            one.services.sessionmaker, "small", "small-secret-key", rate_limit=LIMITED
+        )
+        await make_campaign(one.services.sessionmaker, "Small Sales", username="small")
         statuses = [
             (await post(c, phoneNumber=f"90000{i}{n}", **SMALL)).status_code
             for i in range(4)

@@ -136,9 +136,9 @@ async def test_a_request_that_gets_no_pooled_connection_in_time_gets_503(pg_url:
         database_url=pg_url, db_pool_size=1, db_max_overflow=0, db_pool_timeout=0.01
     )
     app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        await make_account(app.state.sessionmaker, rate_limit=100_000)
-        await make_campaign(app.state.sessionmaker)  # the cache is cold: every request reads
+    async with app.lifespan():
+        await make_account(app.services.sessionmaker, rate_limit=100_000)
+        await make_campaign(app.services.sessionmaker)  # the cache is cold: every request reads
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://dialbase.test") as c:
             replies = await asyncio.gather(

@@ -236,8 +236,8 @@ async def test_nul_characters_never_reach_the_database(client, sessionmaker):
 async def test_failed_authentications_count_against_the_address_budget(backend):
     """Key guessing on /v1 is throttled like AddCampaignData's checks 1-3: 429 past the budget."""
     app = create_app(backend.settings(ip_rate_limit=2))
-    async with app.router.lifespan_context(app), client_for_app(app) as client:
-        await running_campaign(app.state.sessionmaker)
+    async with app.lifespan(), client_for_app(app) as client:
+        await running_campaign(app.services.sessionmaker)
         wrong = httpx.BasicAuth("acme", "not-the-key")
         first = [await lease(client, auth=wrong) for _ in range(2)]
         third = await lease(client, auth=wrong)

@@ -97,9 +97,9 @@ async def test_stats_answer_while_another_connection_holds_the_write_lock(backen
         pytest.skip("SQLite's database-wide write lock")
     busy_ms = 2000
     app = create_app(backend.settings(sqlite_busy_timeout_ms=busy_ms), migrate=False)
-    async with app.router.lifespan_context(app), client_for_app(app) as client:
-        await running_campaign(app.state.sessionmaker)
-        await add_leads(app.state.sessionmaker, *LEADS)
+    async with app.lifespan(), client_for_app(app) as client:
+        await running_campaign(app.services.sessionmaker)
+        await add_leads(app.services.sessionmaker, *LEADS)
         holder = sqlite3.connect(sqlite_path(backend.database_url), isolation_level=None)
         try:
             holder.execute("BEGIN IMMEDIATE")

@@ -62,8 +62,8 @@ async def test_a_commit_that_cannot_happen_never_answers_success(tmp_path, sqlit
     shutil.copyfile(sqlite_template, path)
     backend = Backend("sqlite", f"sqlite:///{path}", None, "unused")
     app = create_app(backend.settings(sqlite_busy_timeout_ms=200))
-    async with app.router.lifespan_context(app), client_for_app(app) as client:
-        sessions = app.state.sessionmaker
+    async with app.lifespan(), client_for_app(app) as client:
+        sessions = app.services.sessionmaker
         await make_account(sessions)
         await make_campaign(sessions)
         blocker = sqlite3.connect(sqlite_path(backend.database_url), isolation_level=None)

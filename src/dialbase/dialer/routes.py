@@ -51,7 +51,7 @@ async def account_scope(
         await _refuse(request, "send HTTP Basic credentials: your user name and API key")
     if "\x00" in credentials.username + credentials.password:
         await _refuse(request, BAD_CREDENTIALS)
-    async with session_scope(request.app.state.sessionmaker) as session:
+    async with session_scope(request.app.state.services.sessionmaker) as session:
         account = await authenticate(session, credentials.username, credentials.password)
         if account is None:
             await _refuse(request, BAD_CREDENTIALS)
@@ -61,7 +61,9 @@ async def account_scope(
 async def _refuse(request: Request, message: str) -> NoReturn:
     """401, counted against the client address's budget like AddCampaignData's checks 1-3."""
     client = request.client
-    wait = await request.app.state.limiter.hit_address(client.host if client else "unknown")
+    wait = await request.app.state.services.limiter.hit_address(
+        client.host if client else "unknown"
+    )
     if wait:
         raise RateLimited(
             f"too many failed authentications from this address; retry in {wait} s", wait
