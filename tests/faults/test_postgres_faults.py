@@ -49,6 +49,17 @@ async def running(backend: Backend, **settings: object) -> AsyncIterator[object]
         yield app
 
 
+@contextlib.asynccontextmanager
+async def sales(backend: Backend) -> AsyncIterator[tuple[object, int, int]]:
+    """A running app with acme's campaign "Sales": its sessions, the campaign's id and the
+    configuration revision."""
+    async with running(backend) as app:
+        sessions = app.services.sessionmaker  # type: ignore[attr-defined]
+        await make_account(sessions)
+        await make_campaign(sessions)
+        yield (sessions, *await _campaign(sessions))
+
+
 async def _campaign(sessions) -> tuple[int, int]:  # type: ignore[no-untyped-def]
     async with session_scope(sessions) as session:
         campaign_id = await session.scalar(select(Campaign.id).where(Campaign.name == "Sales"))
@@ -81,11 +92,7 @@ class LosesConnection(PostgresBatchStore):
 
 
 async def test_a_batch_lost_after_its_commit_is_settled_as_stored_never_written_again(postgres):
-    async with running(postgres) as app:
-        sessions = app.services.sessionmaker  # type: ignore[attr-defined]
-        await make_account(sessions)
-        await make_campaign(sessions)
-        campaign_id, revision = await _campaign(sessions)
+    async with sales(postgres) as (sessions, campaign_id, revision):
         store = LosesConnection(postgres.settings(), after_commit=True)
         try:
             batch = [_lead(campaign_id, revision, f"90000000{i:02d}") for i in range(4)]
@@ -99,11 +106,7 @@ async def test_a_batch_lost_after_its_commit_is_settled_as_stored_never_written_
 
 
 async def test_a_batch_lost_before_its_commit_stores_nothing_and_never_commits_later(postgres):
-    async with running(postgres) as app:
-        sessions = app.services.sessionmaker  # type: ignore[attr-defined]
-        await make_account(sessions)
-        await make_campaign(sessions)
-        campaign_id, revision = await _campaign(sessions)
+    async with sales(postgres) as (sessions, campaign_id, revision):
         store = LosesConnection(postgres.settings(), after_commit=False)
         try:
             with pytest.raises(DatabaseUnavailable):
