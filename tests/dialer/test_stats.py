@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -32,19 +33,22 @@ def _lead(phone: str, status: str, attempts: int, due: float, expires: float | N
     }
 
 
-# One lead in each case settle distinguishes (the campaign allows 3 attempts).
-LEADS = [
-    _lead("7000000001", "pending", 0, PAST, FUTURE),  # pending
-    _lead("7000000002", "pending", 0, PAST, PAST),  # expired
-    _lead("7000000003", "leased", 1, PAST, None),  # lease lapsed: pending again
-    _lead("7000000004", "leased", 3, PAST, None),  # lapsed on its last attempt: done
-    _lead("7000000005", "leased", 1, PAST, PAST),  # lapsed, then expired
-    _lead("7000000006", "leased", 1, FUTURE, PAST),  # open lease: still leased
-    _lead("7000000007", "retry", 1, 30, None),  # waiting for its retry
-    _lead("7000000008", "retry", 1, 10, PAST),  # expired while waiting
-    _lead("7000000009", "retry", 1, PAST, FUTURE),  # retry time came: pending
-    _lead("7000000010", "done", 2, PAST, None),  # done
-]
+def _leads() -> list[dict]:
+    """One lead in each case settle distinguishes (the campaign allows 3 attempts)."""
+    return [
+        _lead("7000000001", "pending", 0, PAST, FUTURE),  # pending
+        _lead("7000000002", "pending", 0, PAST, PAST),  # expired
+        _lead("7000000003", "leased", 1, PAST, None),  # lease lapsed: pending again
+        _lead("7000000004", "leased", 3, PAST, None),  # lapsed on its last attempt: done
+        _lead("7000000005", "leased", 1, PAST, PAST),  # lapsed, then expired
+        _lead("7000000006", "leased", 1, FUTURE, PAST),  # open lease: still leased
+        _lead("7000000007", "retry", 1, 30, None),  # waiting for its retry
+        _lead("7000000008", "retry", 1, 10, PAST),  # expired while waiting
+        _lead("7000000009", "retry", 1, PAST, FUTURE),  # retry time came: pending
+        _lead("7000000010", "done", 2, PAST, None),  # done
+    ]
+
+
 EXPECTED = {"total": 10, "pending": 3, "leased": 1, "retryScheduled": 1, "done": 2, "expired": 3}
 
 
@@ -62,12 +66,13 @@ async def _settle(sessionmaker) -> None:
 
 async def test_stats_count_leads_as_settled_without_writing_them(client, sessionmaker):
     await running_campaign(sessionmaker)
-    await add_leads(sessionmaker, *LEADS)
+    await add_leads(sessionmaker, *_leads())
     before = await _statuses(sessionmaker)
     read_only = await stats(client)
     assert await _statuses(sessionmaker) == before  # nothing written
     assert read_only["leads"] == EXPECTED
-    assert read_only["nextRetryAt"][:16] == minutes_from_now(30).isoformat()[:16]
+    next_retry = datetime.fromisoformat(read_only["nextRetryAt"].replace("Z", "+00:00"))
+    assert abs(next_retry - minutes_from_now(30)) < timedelta(minutes=1)
     assert read_only["byPriority"][0]["attempts"] == 11
 
     await _settle(sessionmaker)  # what a lease call would write first
@@ -82,7 +87,7 @@ async def test_stats_in_the_cli_service_are_read_only_too(sessionmaker):
     from dialbase.dialer.stats import campaign_stats
 
     await running_campaign(sessionmaker)
-    await add_leads(sessionmaker, *LEADS)
+    await add_leads(sessionmaker, *_leads())
     before = await _statuses(sessionmaker)
     async with session_scope(sessionmaker) as session:
         account = await get_account(session, "acme")
@@ -99,7 +104,7 @@ async def test_stats_answer_while_another_connection_holds_the_write_lock(backen
     app = create_app(backend.settings(sqlite_busy_timeout_ms=busy_ms), migrate=False)
     async with app.lifespan(), client_for_app(app) as client:
         await running_campaign(app.services.sessionmaker)
-        await add_leads(app.services.sessionmaker, *LEADS)
+        await add_leads(app.services.sessionmaker, *_leads())
         holder = sqlite3.connect(sqlite_path(backend.database_url), isolation_level=None)
         try:
             holder.execute("BEGIN IMMEDIATE")
