@@ -96,10 +96,9 @@ async def test_stats_in_the_cli_service_are_read_only_too(sessionmaker):
     assert await _statuses(sessionmaker) == before
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # SQLite's file-wide lock
 async def test_stats_answer_while_another_connection_holds_the_write_lock(backend):
     """A dialer polling statistics never waits for SQLite's write lock; a lease does."""
-    if backend.name != "sqlite":
-        pytest.skip("SQLite's database-wide write lock")
     busy_ms = 2000
     app = create_app(backend.settings(sqlite_busy_timeout_ms=busy_ms), migrate=False)
     async with app.lifespan(), client_for_app(app) as client:
