@@ -90,7 +90,12 @@ def _lifespan(settings: Settings, migrate: bool, fast_path: compat.AddCampaignDa
         sessionmaker = make_sessionmaker(engine)
         backend = backend_name(settings.database_url)
         writer = GroupCommitWriter(make_store(settings, backend), settings.write_batch_max)
-        limiter = Limiter(settings.redis_url, settings.redis_prefix, settings.ip_rate_limit)
+        limiter = Limiter(
+            settings.redis_url,
+            settings.redis_prefix,
+            settings.ip_rate_limit,
+            timeout_ms=settings.redis_timeout_ms,
+        )
         services = Services(
             settings=settings,
             engine=engine,
