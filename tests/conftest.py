@@ -36,6 +36,7 @@ from dialbase.app import create_app
 from dialbase.config import Settings
 from dialbase.db import create_engine
 from dialbase.migrate import upgrade
+from tests.deploy.processes import pipe
 
 POSTGRES_URL = os.environ.get("DIALBASE_TEST_POSTGRES_URL")
 REDIS_URL = os.environ.get("DIALBASE_TEST_REDIS_URL")
@@ -321,22 +322,11 @@ class RedisPeer:
                 return
             up_reader, up_writer = await asyncio.open_connection(*self.target)
             self._writers.add(up_writer)
-            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
         except OSError:
             pass
         finally:
             writer.transport.abort()
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    except OSError:
-        pass
-    finally:
-        writer.transport.abort()
 
 
 @pytest.fixture

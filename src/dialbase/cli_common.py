@@ -23,8 +23,6 @@ from sqlalchemy.pool import NullPool
 from dialbase import __version__
 from dialbase.config import Settings
 from dialbase.db import (
-    IMMEDIATE,
-    SQLITE_BEGIN,
     DatabaseURLError,
     async_url,
     backend_name,
@@ -151,9 +149,8 @@ def with_session(
         try:
             if access == "upgrade" or new_file or await _may_create(engine, settings, access):
                 _report(settings, await upgrade(engine))
-            async with session_scope(make_sessionmaker(engine)) as session:
-                if access != "read":  # SQLite: hold the write lock from the first read on
-                    await session.connection(execution_options={SQLITE_BEGIN: IMMEDIATE})
+            sessions = make_sessionmaker(engine)
+            async with session_scope(sessions, read_only=access == "read") as session:
                 return await work(session)
         finally:
             await engine.dispose()

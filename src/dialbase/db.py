@@ -124,11 +124,10 @@ def sqlite_pragmas(settings: Settings) -> list[str]:
 # chosen by the connection's execution option ``SQLITE_BEGIN``:
 #
 # - ``DEFERRED`` (the default): a plain ``BEGIN``; reads take no lock, and never wait for
-#   a writer (WAL). Statistics, the ingestion directory, every read.
+#   a writer (WAL). Statistics, the ingestion directory, ``session_scope(read_only=True)``.
 # - ``IMMEDIATE``: ``BEGIN IMMEDIATE`` takes the file's write lock at once (waiting up to
 #   the busy timeout for it), so a transaction that reads and then writes can never fail
-#   to upgrade its lock. Given by the code that writes (``dialer.queue.lock_for_writing``):
-#   ``session.connection(execution_options={SQLITE_BEGIN: IMMEDIATE})``.
+#   to upgrade its lock. ``session_scope`` asks for it unless ``read_only``.
 #
 # The ``begin`` event picks the BEGIN. ``BEGIN IMMEDIATE`` is sent at once: taking the lock
 # is its point. A plain BEGIN is sent with the transaction's first statement (the same
@@ -201,11 +200,19 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 @contextlib.asynccontextmanager
 async def session_scope(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    sessionmaker: async_sessionmaker[AsyncSession], *, read_only: bool = False
 ) -> AsyncIterator[AsyncSession]:
-    """The one owner of transactions: commits once on success, rolls back on error."""
+    """The one owner of transactions: commits once on success, rolls back on error.
+
+    On SQLite a unit of work begins with the file's write lock (``BEGIN IMMEDIATE``): one
+    that reads, then writes, waits its turn instead of failing to upgrade a read lock.
+    ``read_only=True`` (statistics, commands that only show) begins a plain ``BEGIN``
+    that takes no lock and never waits for a writer. PostgreSQL ignores the difference.
+    """
     async with sessionmaker() as session:
         try:
+            if not read_only:
+                await session.connection(execution_options={SQLITE_BEGIN: IMMEDIATE})
             yield session
             await session.commit()
         except BaseException:

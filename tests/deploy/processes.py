@@ -233,11 +233,12 @@ class TcpProxy:
             writer.transport.abort()
             return
         self._transports |= {writer.transport, up_writer.transport}
-        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
         self._transports -= {writer.transport, up_writer.transport}
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Copy ``reader`` to ``writer`` until either side closes (a TCP relay's one way)."""
     try:
         while data := await reader.read(65536):
             writer.write(data)

@@ -7,8 +7,8 @@ served by an index declared in ``dialer.models`` (no scan of the campaign's lead
 
 Exactly-once: on PostgreSQL rows are taken with ``FOR UPDATE SKIP LOCKED``, so
 concurrent transactions never pick the same lead; on SQLite the transaction is begun
-with ``BEGIN IMMEDIATE`` (``lock_for_writing``, through the engine's one mechanism,
-``db.SQLITE_BEGIN``), so they run one after another.
+with ``BEGIN IMMEDIATE`` (``session_scope``, checked by ``lock_for_writing``), so they
+run one after another.
 
 Statistics never settle: they count each lead in the state ``settled_status`` computes,
 so reading them takes no write lock.
@@ -45,28 +45,23 @@ LEAD_COLUMNS = (
 
 
 async def lock_for_writing(session: AsyncSession) -> None:
-    """On SQLite, make the session's transaction hold the database's write lock.
+    """On SQLite, make sure the session's transaction holds the database's write lock.
 
     A deferred transaction that reads and then writes fails at once with "database is
-    locked" when another connection wrote in between (SQLite cannot wait to upgrade a
-    read lock); a transaction begun with ``BEGIN IMMEDIATE`` waits its turn instead. The
-    BEGIN is chosen by the engine's one mechanism (``db.SQLITE_BEGIN``): call this before
-    the transaction's first write. If the transaction already began deferred and has only
-    read so far (a ``/v1`` request authenticates first), that read-only transaction is
-    ended and an immediate one begun; objects already loaded stay usable (the sessions
-    do not expire them on commit). PostgreSQL needs nothing here: its row locks do the work.
+    locked" when another connection wrote in between (SQLite cannot wait to upgrade a read
+    lock). ``session_scope`` begins its transactions that way; a session that has not
+    begun yet is begun that way here; one that began deferred (read-only) is a bug.
+    PostgreSQL needs nothing here: its row locks do the work.
     """
     if session.get_bind().dialect.name != "sqlite":
         return
-    if session.in_transaction():
-        connection = (await session.connection()).sync_connection
-        assert connection is not None  # the session just procured it
-        if connection.get_execution_options().get(SQLITE_BEGIN) == IMMEDIATE:
-            return
-        if session.new or session.dirty or session.deleted:
-            raise RuntimeError("lock_for_writing must come before the transaction's first write")
-        await session.commit()  # it only read: nothing is lost, its read lock is let go
-    await session.connection(execution_options={SQLITE_BEGIN: IMMEDIATE})
+    if not session.in_transaction():
+        await session.connection(execution_options={SQLITE_BEGIN: IMMEDIATE})
+        return
+    connection = (await session.connection()).sync_connection
+    assert connection is not None  # the session just procured it
+    if connection.get_execution_options().get(SQLITE_BEGIN) != IMMEDIATE:
+        raise RuntimeError("a dialer write in a read-only transaction")
 
 
 def settled_status(campaign: Campaign, now: datetime) -> ColumnElement[str]:

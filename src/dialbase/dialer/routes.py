@@ -44,14 +44,16 @@ router = APIRouter(prefix=PREFIX, tags=["dialer"], responses=_ERRORS)
 
 @contextlib.asynccontextmanager
 async def account_scope(
-    request: Request, credentials: HTTPBasicCredentials | None
+    request: Request, credentials: HTTPBasicCredentials | None, *, read_only: bool = False
 ) -> AsyncIterator[tuple[AsyncSession, Account]]:
-    """One transaction for the request, opened by authenticating its caller."""
+    """One transaction for the request, opened by authenticating its caller (see
+    ``db.session_scope`` for ``read_only``)."""
     if credentials is None:
         await _refuse(request, "send HTTP Basic credentials: your user name and API key")
     if "\x00" in credentials.username + credentials.password:
         await _refuse(request, BAD_CREDENTIALS)
-    async with session_scope(request.app.state.services.sessionmaker) as session:
+    sessions = request.app.state.services.sessionmaker
+    async with session_scope(sessions, read_only=read_only) as session:
         account = await authenticate(session, credentials.username, credentials.password)
         if account is None:
             await _refuse(request, BAD_CREDENTIALS)
@@ -105,7 +107,7 @@ async def report_outcome(
 @router.get("/campaigns/{campaign:path}/stats", response_model=StatsOut)
 async def stats(campaign: str, request: Request, credentials: Credentials) -> StatsOut:
     """Leads by state (overall and per priority), attempts, connects, leases by outcome."""
-    async with account_scope(request, credentials) as (session, account):
+    async with account_scope(request, credentials, read_only=True) as (session, account):
         found = await campaign_stats(session, account, campaign)
     return StatsOut.of(found)
 
