@@ -34,6 +34,7 @@ class Stream:
 
     url: str
     answers: list[tuple[str, int, object]] = field(default_factory=list)
+    started: list[float] = field(default_factory=list)  # when each answered request began
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run(self, http: httpx.AsyncClient, lane: int) -> None:
@@ -41,12 +42,16 @@ class Stream:
         while not self.stopped.is_set():
             number = f"7{lane}{i:08d}"
             i += 1
+            began = time.monotonic()
             response = await http.post(self.url + ADD, json=add_body(number))
             self.answers.append((number, response.status_code, response.json()))
+            self.started.append(began)
             await asyncio.sleep(0.01)
 
-    def since(self, mark: int) -> list[tuple[str, int, object]]:
-        return self.answers[mark:]
+    def since(self, moment: float) -> list[tuple[str, int, object]]:
+        """The answers to requests begun at ``moment`` or later (a request begun during
+        an outage may be answered after it, once its batch's outcome is settled)."""
+        return [a for a, began in zip(self.answers, self.started, strict=True) if began >= moment]
 
 
 async def _poll(http: httpx.AsyncClient, make_request, done, timeout: float = OUTAGE_TIMEOUT):  # type: ignore[no-untyped-def]
@@ -97,8 +102,10 @@ async def _outage_and_recovery(url: str, proxy: TcpProxy) -> Stream:
 
     async def add(http: httpx.AsyncClient) -> httpx.Response:
         number = f"79{next(probes):08d}"
+        began = time.monotonic()
         response = await http.post(url + ADD, json=add_body(number))
         stream.answers.append((number, response.status_code, response.json()))
+        stream.started.append(began)
         return response
 
     async with client(connections=16) as http:
@@ -106,7 +113,7 @@ async def _outage_and_recovery(url: str, proxy: TcpProxy) -> Stream:
         try:
             await asyncio.sleep(0.5)
             proxy.cut()
-            cut_at = len(stream.answers)
+            cut_at = time.monotonic()
             down = await _poll(http, readyz, lambda r: r.status_code == 503)
             assert down.json()["checks"]["database"].startswith("unavailable")
             refused = await add(http)
@@ -119,7 +126,7 @@ async def _outage_and_recovery(url: str, proxy: TcpProxy) -> Stream:
             assert back.json() == STORED
             ready = await _poll(http, readyz, lambda r: r.status_code == 200)
             assert ready.json()["checks"] == {"database": "ok"}
-            restored_at = len(stream.answers)
+            restored_at = time.monotonic()
             await asyncio.sleep(0.5)
             after = stream.since(restored_at)
         finally:
