@@ -62,8 +62,6 @@ class FrameworkError(DialbaseError):
 
 def error_of(exc: BaseException, *, log_bugs: bool = True) -> DialbaseError:
     """What any exception means for the caller (a bug is logged with its traceback)."""
-    if isinstance(exc, DatabaseUnavailable):
-        return exc
     if isinstance(exc, DialbaseError):
         return exc
     if database_unavailable(exc):

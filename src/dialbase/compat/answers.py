@@ -25,13 +25,10 @@ def false_body(message: str) -> Body:
     return {"status": "false", "message": message, "data": None}
 
 
-_false = false_body
-
-
-API_KEY_MISSING = _false("Api Key Should Not be Null or Empty.")  # check 1
-USERNAME_MISSING = _false("Username Should Not be Null or Empty.")  # check 2
-INVALID_USER = _false("Invalid User Details")  # check 3
-NOT_BASIC_AUTH = _false("Invalid action.")  # check 4
+API_KEY_MISSING = false_body("Api Key Should Not be Null or Empty.")  # check 1
+USERNAME_MISSING = false_body("Username Should Not be Null or Empty.")  # check 2
+INVALID_USER = false_body("Invalid User Details")  # check 3
+NOT_BASIC_AUTH = false_body("Invalid action.")  # check 4
 CAMPAIGN_MISSING = {"status": "Error", "message": "Please provide campaign details"}  # 5
 CAMPAIGN_UNKNOWN = {"status": "FAIL", "message": "No User Found or Campaign Name is Invalid"}  # 6
 NOT_OUTBOUND = {"status": "Fail", "message": "The selected campaign is not outbound"}  # 7
