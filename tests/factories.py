@@ -78,7 +78,14 @@ def body(**fields: Any) -> dict[str, Any]:
     return {k: v for k, v in base.items() if v is not OMIT}
 
 
-OMIT = object()
+class _Omit:
+    """Leave a key out of ``body`` (its repr is stable: it names parametrized tests)."""
+
+    def __repr__(self) -> str:
+        return "OMIT"
+
+
+OMIT = _Omit()
 
 
 async def all_leads(sessions: Sessions) -> list[Lead]:
