@@ -7,6 +7,7 @@ owned by the test, and the test cuts the proxy (listener and every connection) i
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import time
 from dataclasses import dataclass, field
@@ -19,7 +20,15 @@ from dialbase.config import Settings
 from dialbase.errors import DATABASE_DOWN
 from tests.conftest import needs_postgres
 from tests.deploy.processes import TcpProxy, clean_env, wait_ready
-from tests.deploy.traffic import ADD, STORED, add_body, client, pg_numbers, seed_in_process
+from tests.deploy.traffic import (
+    ADD,
+    STORED,
+    add_body,
+    adds_until_killed,
+    client,
+    pg_numbers,
+    seed_in_process,
+)
 from tests.factories import make_account, make_campaign
 
 pytestmark = needs_postgres
@@ -161,3 +170,25 @@ async def test_a_request_that_gets_no_pooled_connection_in_time_gets_503(pg_url:
 
 def _number(response: httpx.Response) -> str:
     return json.loads(response.request.content)["phoneNumber"]
+
+
+async def test_sigkill_mid_stream_loses_no_success_and_stores_no_lead_twice(servers, pg_url: str):
+    """Two workers on PostgreSQL killed (SIGKILL) with requests in flight, the duplicate
+    check on: every lead answered "stored" is stored, exactly once; a new server then
+    takes leads again."""
+    await seed_in_process(pg_url)
+    env = clean_env(DIALBASE_DATABASE_URL=pg_url)
+    server = servers("killed", env=env, workers=2)
+    wait_ready(server)
+    stream = await adds_until_killed(server, 400, check_duplicate=True)
+    assert stream.killed_after, "the server was never killed"
+    assert not stream.other, [(r.status_code, r.text) for r in stream.other[:3]]
+    stored = collections.Counter(await pg_numbers(pg_url))
+    assert [n for n in stream.succeeded if stored[n] != 1] == []
+    assert [n for n, count in stored.items() if count > 1] == []
+
+    again = servers("after-kill", env=env)
+    wait_ready(again)
+    async with client() as http:
+        response = await http.post(again.url + ADD, json=add_body("9999999999"))
+    assert response.json() == STORED

@@ -7,19 +7,17 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.deploy import processes
-from tests.deploy.processes import Server, clean_env, kill, wait_ready
+from tests.deploy.processes import Server, clean_env, wait_ready
 from tests.deploy.traffic import (
-    ADD,
     ALREADY,
     STORED,
     add_body,
+    adds_until_killed,
     answers,
     burst,
-    client,
     seed_in_process,
     sqlite_numbers,
 )
@@ -45,38 +43,14 @@ def _copy(seeded_file: Path, folder: Path) -> tuple[Path, dict[str, str]]:
 async def test_every_success_is_in_the_file_after_sigkill_mid_stream(
     servers, seeded_file: Path, tmp_path: Path
 ):
-    kill_after = REQUESTS // 2  # successes answered; the rest are still in flight
     path, env = _copy(seeded_file, tmp_path)
     server = servers("durable", env=env)
     wait_ready(server)
-    succeeded: list[str] = []
-    other: list[httpx.Response] = []
-    died_after: list[int] = []
-
-    async with client(connections=64) as http:
-
-        async def add(i: int) -> None:
-            number = f"9{i:09d}"
-            try:
-                response = await http.post(server.url + ADD, json=add_body(number))
-            except httpx.TransportError:
-                return  # the server died with this request in flight
-            if response.status_code == 200 and response.json() == STORED:
-                succeeded.append(number)
-            else:
-                other.append(response)
-            if len(succeeded) >= kill_after and not died_after:
-                kill(server)  # SIGKILL, while the rest may still be in flight
-                died_after.append(len(succeeded))
-
-        await asyncio.wait_for(asyncio.gather(*(add(i) for i in range(REQUESTS))), 90)
-
-    server.proc.wait(10)
-    assert died_after, "the server was never killed"
-    assert not other, [(r.status_code, r.text) for r in other[:3]]
-    assert len(succeeded) >= kill_after
+    stream = await adds_until_killed(server, REQUESTS, check_duplicate=False)
+    assert stream.killed_after, "the server was never killed"
+    assert not stream.other, [(r.status_code, r.text) for r in stream.other[:3]]
     stored = set(sqlite_numbers(path))
-    missing = [n for n in succeeded if n not in stored]
+    missing = [n for n in stream.succeeded if n not in stored]
     assert not missing, f"{len(missing)} answered successes are not in the file: {missing[:5]}"
 
 

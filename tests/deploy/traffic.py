@@ -7,6 +7,7 @@ import asyncio
 import sqlite3
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import httpx
 from dialbase.config import Settings
 from dialbase.db import asyncpg_dsn, create_engine, make_sessionmaker
 from dialbase.migrate import upgrade
-from tests.deploy.processes import run_cli
+from tests.deploy.processes import Server, kill, run_cli
 from tests.factories import body, make_account, make_campaign
 
 ADD = "/ca_apis/AddCampaignData"
@@ -115,3 +116,38 @@ async def pg_numbers(url: str, username: str = "acme") -> list[str]:
     finally:
         await conn.close()
     return [row[0] for row in rows]
+
+
+@dataclass
+class KilledStream:
+    succeeded: list[str]  # numbers answered "stored"
+    other: list[httpx.Response]  # any other answer
+    killed_after: int  # successes answered when SIGKILL was sent (0: never sent)
+
+
+async def adds_until_killed(
+    server: Server, requests: int, *, check_duplicate: bool
+) -> KilledStream:
+    """``requests`` adds of new numbers, 64 at a time; SIGKILL the server once half of them
+    were answered "stored", while the rest are still in flight."""
+    stream = KilledStream([], [], 0)
+    async with client(connections=64) as http:
+
+        async def add(i: int) -> None:
+            number = f"9{i:09d}"
+            body = add_body(number, checkDuplicate="true" if check_duplicate else "false")
+            try:
+                response = await http.post(server.url + ADD, json=body)
+            except httpx.TransportError:
+                return  # the server died with this request in flight
+            if response.status_code == 200 and response.json() == STORED:
+                stream.succeeded.append(number)
+            else:
+                stream.other.append(response)
+            if len(stream.succeeded) >= requests // 2 and not stream.killed_after:
+                kill(server)
+                stream.killed_after = len(stream.succeeded)
+
+        await asyncio.wait_for(asyncio.gather(*(add(i) for i in range(requests))), BURST_TIMEOUT)
+    server.proc.wait(10)
+    return stream
