@@ -3,6 +3,7 @@
 import asyncio
 import http.client
 import os
+import platform
 import shlex
 import shutil
 import signal
@@ -15,6 +16,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import orjson
+from profile_top import top_functions
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -232,25 +234,22 @@ def running_server(cmd: list, env: dict, port: int):
         server.stop()
 
 
-def run_wrk(
-    port: int, seconds: float, run_index: int, api_key: str, connections: int = 32, threads: int = 1
-) -> dict:
-    """One wrk run with ingest.lua; returns its BENCH_RESULT plus rps and non_2xx."""
+def wrk(port: int, seconds: float, script: Path, path: str, args: list, **kw) -> dict:
+    """One wrk run (pinned to CPU 1) of a script printing ``BENCH_RESULT {json}``; returns
+    that JSON plus rps and non_2xx.  kw: connections (32), threads (1)."""
     cmd = pinned(1) + [
         "wrk",
-        f"-t{threads}",
-        f"-c{connections}",
+        f"-t{kw.get('threads', 1)}",
+        f"-c{kw.get('connections', 32)}",
         f"-d{seconds}s",
         "--timeout",
         "5s",
         "--latency",
         "-s",
-        LUA,
-        f"http://127.0.0.1:{port}/ca_apis/AddCampaignData",
+        script,
+        f"http://127.0.0.1:{port}{path}",
         "--",
-        run_index,
-        api_key,
-        bench_accounts(),
+        *args,
     ]
     res = run(cmd, timeout=seconds + 60)
     line = next((ln for ln in res.stdout.splitlines() if ln.startswith("BENCH_RESULT ")), None)
@@ -260,6 +259,90 @@ def run_wrk(
     result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
     result["non_2xx"] = sum(n for code, n in result["status"].items() if not code.startswith("2"))
     return result
+
+
+def run_wrk(
+    port: int, seconds: float, run_index: int, api_key: str, connections: int = 32, threads: int = 1
+) -> dict:
+    """One wrk run with ingest.lua; returns its BENCH_RESULT plus rps and non_2xx."""
+    args = [run_index, api_key, bench_accounts()]
+    path = "/ca_apis/AddCampaignData"
+    return wrk(port, seconds, LUA, path, args, connections=connections, threads=threads)
+
+
+def ensure_py_spy() -> str:
+    py_spy = VENV_BIN / "py-spy"
+    if not py_spy.exists():
+        print("bench: installing py-spy into the venv ...", flush=True)
+        run([VENV_BIN / "python", "-m", "pip", "install", "-q", "py-spy"], timeout=300)
+    if not py_spy.exists():
+        die("py-spy is missing and '.venv/bin/python -m pip install py-spy' failed")
+    return str(py_spy)
+
+
+def profile(pid: int, load, stem: str) -> dict | None:
+    """Record one load run with py-spy attached to the server; write
+    ``results/<stem>.txt`` (raw stacks) and ``results/<stem>-top.txt``; the run's result.
+
+    --gil samples only the thread holding the GIL, i.e. where the worker's Python CPU
+    time goes: without it, threads parked in C waits (aiosqlite, executors) count as busy.
+    """
+    raw, top = RESULTS / f"{stem}.txt", RESULTS / f"{stem}-top.txt"
+    raw.unlink(missing_ok=True)
+    spy = subprocess.Popen(
+        [ensure_py_spy(), "record", "--pid", str(pid), "--subprocesses", "--gil"]
+        + ["--rate", "200", "--format", "raw", "-o", str(raw)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    time.sleep(1)  # let py-spy attach
+    result = load()
+    spy.send_signal(signal.SIGINT)  # py-spy writes the profile and exits
+    output = spy.communicate(timeout=60)[0]
+    if not raw.exists():
+        print(
+            f"bench: py-spy failed (ptrace not permitted?), no profile:\n{output}", file=sys.stderr
+        )
+        return None
+    top.write_text(top_functions(raw))
+    print(f"bench: profiled run: {result['rps']:.0f} req/s; wrote {raw} and {top}", flush=True)
+    return result
+
+
+def environment(args, stand_in: bool) -> dict:
+    """Where and how a benchmark ran, for its results file."""
+    cpu = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ),
+        platform.machine(),
+    )
+    commit = run(["git", "rev-parse", "--short", "HEAD"]).stdout.strip()
+    return {
+        "command": " ".join(sys.argv),
+        "args": vars(args),
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "git_commit": commit or None,
+        "load_average_at_end": os.getloadavg(),
+        "wrk": run(["wrk", "-v"]).stdout.splitlines()[0],
+        "dialbase_stand_in": stand_in,
+    }
+
+
+def warn_if_busy(args) -> None:
+    """Record the load average at the start; warn when other work will skew the numbers."""
+    args.load_average_at_start = load = os.getloadavg()
+    if load[0] > 0.5:
+        print(
+            f"bench: warning: load average {load[0]:.1f}: other work on this machine will skew "
+            "the numbers",
+            file=sys.stderr,
+        )
 
 
 @contextmanager

@@ -10,13 +10,8 @@ to CPU 1; prints a markdown table and writes bench/results/ingest-<time>.md.
 import argparse
 import functools
 import os
-import platform
 import statistics
-import subprocess
-import sys
-import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import orjson
 from benchlib import (
@@ -24,15 +19,14 @@ from benchlib import (
     REFERENCE_CMD,
     RESULTS,
     ROOT,
-    VENV_BIN,
-    die,
     ensure_wrk,
+    environment,
+    profile,
     rss_kb,
-    run,
     run_wrk,
     serve_app,
+    warn_if_busy,
 )
-from profile_top import top_functions
 
 APPS = ("reference", "dialbase")
 COLUMNS = (
@@ -87,7 +81,8 @@ def bench_app(args, backend: str, app: str) -> dict:
         rss = rss_kb(server.pid)
         print(f"{backend:8} {app:9} server RSS after the runs: {rss / 1024:.1f} MiB", flush=True)
         if args.profile and app == "dialbase":
-            profile(server.pid, functools.partial(load, args.duration, args.runs + 1), backend)
+            run_once = functools.partial(load, args.duration, args.runs + 1)
+            profile(server.pid, run_once, f"profile-{backend}")
     return summarize(backend, app, runs, rss)
 
 
@@ -122,56 +117,6 @@ def summarize(backend: str, app: str, runs: list, rss: int) -> dict:
     }
 
 
-def ensure_py_spy() -> str:
-    py_spy = VENV_BIN / "py-spy"
-    if not py_spy.exists():
-        print("bench: installing py-spy into the venv ...", flush=True)
-        run([VENV_BIN / "python", "-m", "pip", "install", "-q", "py-spy"], timeout=300)
-    if not py_spy.exists():
-        die("py-spy is missing and '.venv/bin/python -m pip install py-spy' failed")
-    return str(py_spy)
-
-
-def profile(pid: int, load, backend: str) -> None:
-    """Record one load run with py-spy attached to the server; write raw + top summary.
-
-    --gil samples only the thread holding the GIL, i.e. where the worker's Python CPU
-    time goes: without it, threads parked in C waits (aiosqlite, executors) count as busy.
-    """
-    raw, top = RESULTS / f"profile-{backend}.txt", RESULTS / f"profile-{backend}-top.txt"
-    raw.unlink(missing_ok=True)
-    spy = subprocess.Popen(
-        [
-            ensure_py_spy(),
-            "record",
-            "--pid",
-            str(pid),
-            "--subprocesses",
-            "--gil",
-            "--rate",
-            "200",
-            "--format",
-            "raw",
-            "-o",
-            str(raw),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    time.sleep(1)  # let py-spy attach
-    result = load()
-    spy.send_signal(2)  # SIGINT: py-spy writes the profile and exits
-    output = spy.communicate(timeout=60)[0]
-    if not raw.exists():
-        print(
-            f"bench: py-spy failed (ptrace not permitted?), no profile:\n{output}", file=sys.stderr
-        )
-        return
-    top.write_text(top_functions(raw))
-    print(f"{backend:8} dialbase  profiled run: {result['rps']:.0f} req/s; wrote {raw} and {top}")
-
-
 def add_ratios(rows: list) -> None:
     reference = {r["backend"]: r["rps"] for r in rows if r["app"] == "reference"}
     for r in rows:
@@ -200,32 +145,9 @@ def markdown_table(rows: list) -> str:
     return "\n".join(lines)
 
 
-def environment(args) -> dict:
-    cpu = next(
-        (
-            ln.split(":", 1)[1].strip()
-            for ln in Path("/proc/cpuinfo").read_text().splitlines()
-            if ln.startswith("model name")
-        ),
-        platform.machine(),
-    )
-    commit = run(["git", "rev-parse", "--short", "HEAD"]).stdout.strip()
-    return {
-        "command": " ".join(sys.argv),
-        "args": vars(args),
-        "cpu": cpu,
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "git_commit": commit or None,
-        "load_average_at_end": os.getloadavg(),
-        "wrk": run(["wrk", "-v"]).stdout.splitlines()[0],
-        "dialbase_stand_in": args.dialbase_cmd != DIALBASE_CMD,
-    }
-
-
 def write_results(args, rows: list, table: str) -> str:
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    env = environment(args)
+    env = environment(args, stand_in=args.dialbase_cmd != DIALBASE_CMD)
     note = (
         "\n\n**dialbase replaced by a stand-in (`--dialbase-cmd`): not a dialbase result.**"
         if env["dialbase_stand_in"]
@@ -244,13 +166,7 @@ def write_results(args, rows: list, table: str) -> str:
 def main() -> None:
     args = parse_args()
     ensure_wrk()
-    args.load_average_at_start = load = os.getloadavg()
-    if load[0] > 0.5:
-        print(
-            f"bench: warning: load average {load[0]:.1f}: other work on this machine will skew "
-            "the numbers",
-            file=sys.stderr,
-        )
+    warn_if_busy(args)
     RESULTS.mkdir(parents=True, exist_ok=True)
     backends = ("sqlite", "postgres") if args.backend == "both" else (args.backend,)
     rows = [bench_app(args, backend, app) for backend in backends for app in APPS]
