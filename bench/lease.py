@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -58,6 +58,9 @@ from lease_reference_app import PG_PICK, SQLITE_FORMAT, statements
 LUA = BENCH / "lease.lua"
 REFERENCE_CMD = "{python} bench/lease_reference_app.py --port {port} --database-url {url}"
 USER, CAMPAIGN, MAX_ATTEMPTS = "bench000", "Bench", 3
+# Size mode: a lease lapses after a second and its lead is due again at once (up to 100
+# attempts), so a queue of 10,000 never runs dry: it holds about size - leases/s pending.
+SIZE_LEASE_SECONDS, SIZE_MAX_ATTEMPTS = 1, 100
 CITIES = ("Pune", "Mumbai", "Delhi", "Chennai", "Kolkata", "Jaipur")
 
 
@@ -67,6 +70,7 @@ class Workload:
     mode: str  # lease.lua's MODE: lease or cycle
     connections: int
     what: str
+    lease_seconds: int = 300
 
 
 WORKLOADS = {
@@ -128,7 +132,7 @@ def parse_args() -> argparse.Namespace:
 # --- the seeded database -------------------------------------------------------------
 
 
-async def _setup_dialbase(url: str, retry_delay: int) -> int:
+async def _setup_dialbase(url: str, retry_delay: int, max_attempts: int) -> int:
     """Migrate; create the account and its running campaign through dialbase's services."""
     from dialbase.accounts.service import create_account
     from dialbase.campaigns.service import create_campaign, set_running, update_campaign
@@ -143,7 +147,7 @@ async def _setup_dialbase(url: str, retry_delay: int) -> int:
             await create_account(session, USER, api_key=API_KEY, rate_limit=ACCOUNT_LIMIT)
             await create_campaign(session, USER, CAMPAIGN, dial_type="Progressive")
             campaign = await update_campaign(
-                session, USER, CAMPAIGN, max_attempts=MAX_ATTEMPTS, retry_delay=retry_delay
+                session, USER, CAMPAIGN, max_attempts=max_attempts, retry_delay=retry_delay
             )
             await set_running(session, campaign, True)
             return campaign.id
@@ -217,12 +221,12 @@ async def query_plan(backend: str, url: str, campaign_id: int) -> str:
 
 
 @contextmanager
-def seeded_database(backend: str, pending: int, retry_delay: int):
+def seeded_database(backend: str, pending: int, retry_delay: int, max_attempts=MAX_ATTEMPTS):
     """A database migrated by dialbase holding the bench campaign with ``pending`` leads,
     the template every app's copy is made from; yields (url, query plan)."""
     with fresh_database(backend, f"template_{pending}") as url:
         began = time.monotonic()
-        campaign_id = asyncio.run(_setup_dialbase(url, retry_delay))
+        campaign_id = asyncio.run(_setup_dialbase(url, retry_delay, max_attempts))
         if backend == "sqlite":
             fill_sqlite(url, campaign_id, pending)
         else:
@@ -264,7 +268,7 @@ def authorization() -> str:
 
 def load(port: int, seconds: int, workload: Workload, args) -> dict:
     conns = args.connections or workload.connections
-    wrk_args = [workload.mode, authorization(), CAMPAIGN]
+    wrk_args = [workload.mode, authorization(), CAMPAIGN, workload.lease_seconds]
     result = wrk(port, seconds, LUA, "/", wrk_args, connections=conns, threads=args.threads)
     result["leases_per_s"] = result["leased"] / (result["duration_us"] / 1e6)
     return result
@@ -274,7 +278,7 @@ def show_run(label: str, i: int, r: dict) -> dict:
     print(
         f"{label:30} run {i}: {r['rps']:7.0f} req/s {r['leases_per_s']:7.0f} leases/s"
         f"  p50 {r['p50_us'] / 1000:6.2f} ms  p99 {r['p99_us'] / 1000:6.2f} ms"
-        f"  empty {r['empty']}  status {r['status']}",
+        f"  retried {r['retried']}  empty {r['empty']}  status {r['status']}",
         flush=True,
     )
     return r
@@ -326,6 +330,7 @@ def summarize(backend: str, workload: str, conns: int, c: Contender, runs: list)
         "p99_ms": median("p99_us") / 1000,
         "requests": total("requests"),
         "leased": total("leased"),
+        "retried": total("retried"),
         "reported": total("reported"),
         "empty": total("empty"),
         "non_2xx": total("non_2xx"),
@@ -361,12 +366,13 @@ def sizes(args, backend: str, plans: dict) -> list:
         contenders = []
         for size in args.size_list:
             url, plans[f"{backend} {size}"] = stack.enter_context(
-                seeded_database(backend, size, args.retry_delay)
+                seeded_database(backend, size, args.retry_delay, SIZE_MAX_ATTEMPTS)
             )
             contenders.append(
                 Contender(f"{backend} {size:,} pending", "dialbase", args.dialbase_cmd, url)
             )
-        rows = compare(args, backend, WORKLOADS["a"], contenders)
+        workload = replace(WORKLOADS["a"], lease_seconds=SIZE_LEASE_SECONDS)
+        rows = compare(args, backend, workload, contenders)
     for size, r in zip(args.size_list, rows, strict=True):
         r["pending"] = size
         r["p50_ratio"] = r["p50_ms"] / rows[0]["p50_ms"]
@@ -421,7 +427,10 @@ def describe(args) -> str:
     if args.sizes:
         return (
             f"Size mode: workload a ({WORKLOADS['a'].what}, {args.connections or 16} "
-            "connections) against dialbase only, runs alternating between the queue sizes."
+            f"connections) against dialbase only, runs alternating between the queue sizes. "
+            f"Leases of {SIZE_LEASE_SECONDS} s, up to {SIZE_MAX_ATTEMPTS} attempts: a lapsed "
+            "lease's lead is due again at once, so the queues never run dry. Medians of "
+            f"{args.runs} {args.duration} s runs."
         )
     lines = [f"Queue: {args.pending:,} pending leads; retry delay {args.retry_delay} s."]
     for name in args.workloads:
