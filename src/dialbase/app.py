@@ -29,12 +29,16 @@ from dialbase.compat.service import AddCampaignData
 from dialbase.config import Settings
 from dialbase.db import backend_name, create_engine, make_sessionmaker
 from dialbase.dialer import routes as dialer
+from dialbase.dialer.service import Dialer
+from dialbase.dialer.stores.postgres import PostgresQueueStore
+from dialbase.dialer.stores.sqlite import SQLiteQueueStore
 from dialbase.docs_ui import install_docs
 from dialbase.health import router as health_router
 from dialbase.leads.writer import GroupCommitWriter, make_store
 from dialbase.migrate import upgrade
 from dialbase.ratelimit import Limiter
 from dialbase.services import Services
+from dialbase.sqlite_writer import SQLiteWriter
 
 log = logging.getLogger("dialbase")
 
@@ -88,8 +92,10 @@ def _lifespan(settings: Settings, migrate: bool, fast_path: compat.AddCampaignDa
         if migrate:
             await upgrade(engine)
         sessionmaker = make_sessionmaker(engine)
-        backend = backend_name(settings.database_url)
-        writer = GroupCommitWriter(make_store(settings, backend), settings.write_batch_max)
+        sqlite = SQLiteWriter(settings) if backend_name(settings.database_url) == "sqlite" else None
+        writer = GroupCommitWriter(make_store(settings, sqlite), settings.write_batch_max)
+        queue = SQLiteQueueStore(sqlite) if sqlite is not None else PostgresQueueStore(settings)
+        directory = Directory(sessionmaker)
         limiter = Limiter(
             settings.redis_url,
             settings.redis_prefix,
@@ -107,13 +113,18 @@ def _lifespan(settings: Settings, migrate: bool, fast_path: compat.AddCampaignDa
                 settings.max_extra_key_chars,
                 settings.max_extra_value_chars,
             ),
-            add_campaign_data=AddCampaignData(Directory(sessionmaker), limiter, writer),
+            directory=directory,
+            add_campaign_data=AddCampaignData(directory, limiter, writer),
+            dialer=Dialer(directory, queue),
         )
         app.state.services = fast_path.services = services
         try:
             yield
         finally:
             await writer.close()
+            await queue.close()
+            if sqlite is not None:
+                await sqlite.close()
             await engine.dispose()
 
     return lifespan

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from sqlalchemy import text
 
 from dialbase.ratelimit import RedisUnavailable
-from dialbase.services import Services
+from dialbase.services import services_of
 
 router = APIRouter(tags=["operations"])
 CHECK_TIMEOUT = 2.0
@@ -30,18 +30,13 @@ async def healthz() -> Health:
     return Health(status="ok")
 
 
-def _services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
-
-
 async def _check_database(request: Request) -> None:
-    async with _services(request).engine.connect() as conn:
+    async with services_of(request).engine.connect() as conn:
         await conn.execute(text("SELECT 1"))
 
 
 async def _check_redis(request: Request) -> None:
-    await _services(request).limiter.check()
+    await services_of(request).limiter.check()
 
 
 def _reason(exc: Exception) -> str:
@@ -52,7 +47,7 @@ def _reason(exc: Exception) -> str:
 async def readyz(request: Request) -> JSONResponse:
     checks: dict[str, str] = {}
     probes = {"database": _check_database}
-    if _services(request).settings.redis_url:
+    if services_of(request).settings.redis_url:
         probes["redis"] = _check_redis
     for name, probe in probes.items():
         try:

@@ -9,10 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.requests import Request
 
+from dialbase.compat.directory import Directory
 from dialbase.compat.fields import Limits
 from dialbase.compat.service import AddCampaignData
 from dialbase.config import Settings
+from dialbase.dialer.service import Dialer
 from dialbase.leads.writer import GroupCommitWriter
 from dialbase.ratelimit import Limiter
 
@@ -25,4 +28,12 @@ class Services:
     limiter: Limiter
     writer: GroupCommitWriter
     field_limits: Limits
+    directory: Directory
     add_campaign_data: AddCampaignData
+    dialer: Dialer
+
+
+def services_of(request: Request) -> Services:
+    """The services of the application serving ``request``."""
+    services: Services = request.app.state.services
+    return services

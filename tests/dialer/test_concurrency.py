@@ -1,7 +1,7 @@
-"""Exactly-once hand-out under real concurrency: several threads, each with its own engine
-(its own database connections and event loop), lease and report until the campaign is
-drained. Every lead must be leased exactly as often as the retry policy allows, and no
-two leases of one lead may overlap."""
+"""Exactly-once hand-out under real concurrency: several threads, each with an application
+of its own (its own database connections, SQLite writer and event loop), lease and report
+until the campaign is drained. Every lead must be leased exactly as often as the retry
+policy allows, and no two leases of one lead may overlap."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from collections import defaultdict
 from sqlalchemy import select
 
 from dialbase.accounts.service import get_account
+from dialbase.app import create_app
 from dialbase.config import Settings
 from dialbase.db import create_engine, make_sessionmaker, session_scope
-from dialbase.dialer import service
 from dialbase.dialer.models import Lease
 from dialbase.dialer.stats import campaign_stats
 from dialbase.leads.models import Lead
@@ -59,27 +59,24 @@ async def _drained(sessions) -> bool:  # type: ignore[no-untyped-def]
 
 
 async def _dial(settings: Settings, seed: int, seen: list[tuple[str, int]]) -> None:
-    engine = create_engine(settings)
-    sessions = make_sessionmaker(engine)
+    """One dialer: a whole application of its own (its connections, writer and cache)."""
+    app = create_app(settings, migrate=False)
     rng = random.Random(seed)
-    try:
+    async with app.lifespan():
+        services = app.services
+        account = await services.directory.authenticate("acme", "acme-secret-key")
+        assert account is not None
         while True:
-            async with session_scope(sessions) as session:
-                account = await get_account(session, "acme")
-                leased = await service.lease(session, account, "Sales", count=rng.randint(1, 4))
+            leased = await services.dialer.lease(account, "Sales", count=rng.randint(1, 4))
             if not leased:
-                if await _drained(sessions):
+                if await _drained(services.sessionmaker):
                     return
                 await asyncio.sleep(0.01)
                 continue
             for item in leased:
                 seen.append((item.phone_number, item.attempt))
-                async with session_scope(sessions) as session:
-                    account = await get_account(session, "acme")
-                    outcome = outcome_for(item.phone_number, item.attempt)
-                    await service.report(session, account, item.lease_id, outcome)
-    finally:
-        await engine.dispose()
+                outcome = outcome_for(item.phone_number, item.attempt)
+                await services.dialer.report(account, item.lease_id, outcome)
 
 
 def _run_workers(settings: Settings) -> list[tuple[str, int]]:

@@ -15,6 +15,7 @@ from dialbase.db import session_scope, sqlite_path
 from dialbase.errors import ServiceUnavailable
 from dialbase.leads.batch import NewLead, Outcome
 from dialbase.leads.writer import GroupCommitWriter, make_store
+from dialbase.sqlite_writer import SQLiteWriter
 from tests.conftest import Backend, client_for_app
 from tests.factories import body, leads_of, make_account, make_campaign
 
@@ -40,7 +41,8 @@ async def test_a_lead_the_database_refuses_fails_alone(backend, sessionmaker):
     await make_campaign(sessionmaker)
     campaign_id, revision = await _campaign_id(sessionmaker)
     settings = backend.settings()
-    writer = GroupCommitWriter(make_store(settings, backend.name), 64)
+    sqlite = SQLiteWriter(settings) if backend.name == "sqlite" else None
+    writer = GroupCommitWriter(make_store(settings, sqlite), 64)
     try:
         good = [_lead(campaign_id, f"90000000{i:02d}", revision) for i in range(5)]
         orphan = _lead(campaign_id + 999, "9111111111", revision)  # no such campaign
@@ -50,6 +52,8 @@ async def test_a_lead_the_database_refuses_fails_alone(backend, sessionmaker):
         )
     finally:
         await writer.close()
+        if sqlite is not None:
+            await sqlite.close()
     assert isinstance(results[2], ServiceUnavailable)
     assert [r.outcome for i, r in enumerate(results) if i != 2] == [Outcome.STORED] * 5
     stored = {lead.phone_number for lead in await leads_of(sessionmaker)}

@@ -21,9 +21,11 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from dialbase.accounts.models import Account, ConfigRevision
+from dialbase.accounts.service import key_matches
 from dialbase.campaigns.models import Campaign
 
 T = TypeVar("T")
+_NO_ACCOUNT = "0" * 64  # compared with when the user name is unknown, so both paths hash
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +95,16 @@ class Directory:
         self._advance(revision)
         return row, revision
 
-    def cached_account(self, username: str) -> AccountInfo | None:
-        return self._accounts.get(username)
+    async def authenticate(self, username: str, api_key: str) -> AccountInfo | None:
+        """The account if ``api_key`` is its key. The cache answers a match; a miss or a
+        wrong key reads the account afresh (a key may have just changed), and an unknown
+        user name and a wrong key cost the same work: one read, one key comparison."""
+        cached = self._accounts.get(username)
+        if cached is not None and key_matches(cached.api_key_hash, api_key):
+            return cached
+        account = await self.account(username)
+        stored_hash = account.api_key_hash if account is not None else _NO_ACCOUNT
+        return account if key_matches(stored_hash, api_key) and account is not None else None
 
     async def account(self, username: str) -> AccountInfo | None:
         """The account as the database holds it now (and cached for later)."""

@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dialbase.accounts.models import AuthMode
-from dialbase.accounts.service import key_matches
 from dialbase.campaigns.models import Direction, Routing
 from dialbase.compat import answers, fields
 from dialbase.compat.answers import Answer, false_body
@@ -38,7 +37,6 @@ SETTINGS_MOVING = "The account's settings are changing too fast; try again."
 # settings before it is answered only if they were last read over this many seconds ago:
 # a malformed request costs no query, and an answer follows a settings change within it.
 CONTENT_ONLY_MAX_AGE = 1.0
-_NO_ACCOUNT = "0" * 64  # compared with when the user name is unknown, so both paths hash
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,14 +101,8 @@ class AddCampaignData:
             return Rejected(answers.USERNAME_MISSING)
         key_text = fields.as_text(key) or ""
         username = fields.as_text(values["username"]) or ""
-        cached = self.directory.cached_account(username)
-        if cached is not None and key_matches(cached.api_key_hash, key_text):
-            return cached
-        account = await self.directory.account(username)  # read afresh
-        stored_hash = account.api_key_hash if account is not None else _NO_ACCOUNT
-        if key_matches(stored_hash, key_text) and account is not None:
-            return account
-        return Rejected(answers.INVALID_USER)
+        account = await self.directory.authenticate(username, key_text)
+        return account if account is not None else Rejected(answers.INVALID_USER)
 
     async def _check_and_write(self, body: fields.Body, account: AccountInfo) -> Attempt:
         """Checks 4 to 16 and the write."""

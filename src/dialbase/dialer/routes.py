@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialbase.accounts.models import Account
 from dialbase.accounts.service import authenticate
+from dialbase.compat.directory import AccountInfo
 from dialbase.db import session_scope
 from dialbase.dialer import service
 from dialbase.dialer.schemas import (
@@ -31,6 +32,7 @@ from dialbase.dialer.schemas import (
 )
 from dialbase.dialer.stats import campaign_stats
 from dialbase.errors import RateLimited, Unauthorized
+from dialbase.services import services_of
 
 PREFIX = "/v1"
 BAD_CREDENTIALS = "wrong user name or API key"
@@ -40,6 +42,19 @@ _CONFLICT = problem_responses(409)
 basic = HTTPBasic(auto_error=False, realm="dialbase", description="User name and API key.")
 Credentials = Annotated[HTTPBasicCredentials | None, Depends(basic)]
 router = APIRouter(prefix=PREFIX, tags=["dialer"], responses=_ERRORS)
+
+
+async def caller(request: Request, credentials: HTTPBasicCredentials | None) -> AccountInfo:
+    """The authenticated account, from the worker's cache when it can (no transaction)."""
+    if credentials is None:
+        await _refuse(request, "send HTTP Basic credentials: your user name and API key")
+    if "\x00" in credentials.username + credentials.password:
+        await _refuse(request, BAD_CREDENTIALS)
+    directory = services_of(request).directory
+    account = await directory.authenticate(credentials.username, credentials.password)
+    if account is None:
+        await _refuse(request, BAD_CREDENTIALS)
+    return account
 
 
 @contextlib.asynccontextmanager
@@ -52,7 +67,7 @@ async def account_scope(
         await _refuse(request, "send HTTP Basic credentials: your user name and API key")
     if "\x00" in credentials.username + credentials.password:
         await _refuse(request, BAD_CREDENTIALS)
-    sessions = request.app.state.services.sessionmaker
+    sessions = services_of(request).sessionmaker
     async with session_scope(sessions, read_only=read_only) as session:
         account = await authenticate(session, credentials.username, credentials.password)
         if account is None:
@@ -63,9 +78,7 @@ async def account_scope(
 async def _refuse(request: Request, message: str) -> NoReturn:
     """401, counted against the client address's budget like AddCampaignData's checks 1-3."""
     client = request.client
-    wait = await request.app.state.services.limiter.hit_address(
-        client.host if client else "unknown"
-    )
+    wait = await services_of(request).limiter.hit_address(client.host if client else "unknown")
     if wait:
         raise RateLimited(
             f"too many failed authentications from this address; retry in {wait} s", wait
@@ -81,16 +94,15 @@ async def lease_leads(
 
     The body may be left out: one lead, any agent and skill, the default lease time."""
     body = body or LeaseRequest()
-    async with account_scope(request, credentials) as (session, account):
-        leased = await service.lease(
-            session,
-            account,
-            campaign,
-            agent_id=body.agent_id,
-            skill=body.skill,
-            count=body.count,
-            lease_seconds=body.lease_seconds,
-        )
+    account = await caller(request, credentials)
+    leased = await services_of(request).dialer.lease(
+        account,
+        campaign,
+        agent_id=body.agent_id,
+        skill=body.skill,
+        count=body.count,
+        lease_seconds=body.lease_seconds,
+    )
     return LeaseList(leases=[LeaseOut.of(item) for item in leased])
 
 
@@ -99,8 +111,9 @@ async def report_outcome(
     lease_id: str, body: OutcomeRequest, request: Request, credentials: Credentials
 ) -> OutcomeOut:
     """Report a lease's outcome; the campaign's retry policy decides the lead's next state."""
-    async with account_scope(request, credentials) as (session, account):
-        report = await service.report(session, account, lease_id, body.outcome.value, body.note)
+    account = await caller(request, credentials)
+    dialer = services_of(request).dialer
+    report = await dialer.report(account, lease_id, body.outcome.value, body.note)
     return OutcomeOut.of(report)
 
 

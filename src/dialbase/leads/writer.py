@@ -28,6 +28,7 @@ from typing import Protocol
 from dialbase.config import Settings
 from dialbase.errors import DatabaseUnavailable, ServiceUnavailable
 from dialbase.leads.batch import LEAD_REFUSED, BatchRefused, NewLead, WriteResult
+from dialbase.sqlite_writer import SQLiteWriter
 
 log = logging.getLogger("dialbase.writer")
 
@@ -128,11 +129,12 @@ def _fail(batch: list[Pending], error: Exception) -> None:
             future.set_exception(error)
 
 
-def make_store(settings: Settings, backend: str) -> BatchStore:
-    if backend == "sqlite":
+def make_store(settings: Settings, sqlite: SQLiteWriter | None) -> BatchStore:
+    """The store of the backend: SQLite when the process has a ``SQLiteWriter``."""
+    if sqlite is not None:
         from dialbase.leads.stores.sqlite import SQLiteBatchStore
 
-        return SQLiteBatchStore(settings)
+        return SQLiteBatchStore(sqlite)
     from dialbase.leads.stores.postgres import PostgresBatchStore
 
     return PostgresBatchStore(settings)
