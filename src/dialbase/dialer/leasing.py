@@ -98,6 +98,9 @@ class Refused:
 
 
 class QueueStore(Protocol):
+    async def settle(self, campaign_id: int) -> None:
+        """Rule 2 alone, in its own transaction (every lease does it first)."""
+
     async def lease(self, ask: LeaseAsk) -> list[LeasedLead] | Stale | Stopped: ...
 
     async def report(self, ask: OutcomeAsk) -> Report | Stale | Refused: ...

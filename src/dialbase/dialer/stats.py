@@ -2,7 +2,7 @@
 
 Read-only: a dialer polling statistics never takes SQLite's write lock, so it never
 competes with ingestion. What time decided since the last lease (lapsed leases, retries
-come due, expiry: ``queue.settle``) is not written here but computed in the query: each
+come due, expiry: the stores' settle) is not written here but computed in the query: each
 lead is counted in the state ``settle`` would give it now (``queue.settled_status``).
 """
 
@@ -17,8 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from dialbase.accounts.models import Account
 from dialbase.campaigns.models import Campaign
 from dialbase.db import utcnow
+from dialbase.dialer.leasing import RETRY
 from dialbase.dialer.models import Lease, Outcome
-from dialbase.dialer.queue import RETRY, settled_status
+from dialbase.dialer.queue import settled_status
 from dialbase.dialer.service import account_campaign
 from dialbase.leads.models import Lead, LeadStatus
 

@@ -134,6 +134,10 @@ class PostgresQueueStore:
         self._pool: asyncpg.Pool | None = None
         self._pool_lock = asyncio.Lock()
 
+    async def settle(self, campaign_id: int) -> None:
+        async with self._connection() as conn:
+            await conn.execute(_SETTLE, campaign_id)
+
     async def lease(self, ask: LeaseAsk) -> list[LeasedLead] | Stale | Stopped:
         async with self._connection() as conn:
             await conn.execute(_SETTLE, ask.campaign_id)

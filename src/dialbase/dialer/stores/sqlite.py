@@ -30,10 +30,12 @@ from dialbase.dialer.leasing import (
 from dialbase.sqlite_writer import SQLiteWriter
 
 _REVISION = "SELECT value FROM config_revision WHERE id = 1"
-_CAMPAIGN = "SELECT running, max_attempts FROM campaigns WHERE id = ?"
+_RUNNING = "SELECT running FROM campaigns WHERE id = ?"
 # Settle: wake (lapsed leases and retries whose time came), then expire.
 _WAKE = """
-UPDATE leads SET status = CASE WHEN attempts >= :max THEN 'done' ELSE 'pending' END
+UPDATE leads SET status = CASE
+    WHEN attempts >= (SELECT max_attempts FROM campaigns WHERE id = :campaign) THEN 'done'
+    ELSE 'pending' END
 WHERE id IN (SELECT id FROM leads
              WHERE campaign_id = :campaign AND status IN ('leased', 'retry') AND due_at <= :now)
 """
@@ -75,6 +77,9 @@ class SQLiteQueueStore:
     def __init__(self, writer: SQLiteWriter) -> None:
         self._writer = writer
 
+    async def settle(self, campaign_id: int) -> None:
+        await self._writer.transaction(lambda conn: _settle(conn, campaign_id, utcnow()))
+
     async def lease(self, ask: LeaseAsk) -> list[LeasedLead] | Stale | Stopped:
         return await self._writer.transaction(lambda conn: _lease(conn, ask))
 
@@ -89,17 +94,19 @@ def _lease(conn: sqlite3.Connection, ask: LeaseAsk) -> list[LeasedLead] | Stale 
     revision = conn.execute(_REVISION).fetchone()[0]
     if revision != ask.revision:
         return Stale(revision)
-    running, max_attempts = conn.execute(_CAMPAIGN, (ask.campaign_id,)).fetchone()
-    if not running:
+    if not conn.execute(_RUNNING, (ask.campaign_id,)).fetchone()[0]:
         return Stopped()
     moment = utcnow()
-    now = sqlite_instant(moment)
-    times = {"campaign": ask.campaign_id, "now": now}
-    conn.execute(_WAKE, {**times, "max": max_attempts})
-    conn.execute(_EXPIRE, times)
+    now = _settle(conn, ask.campaign_id, moment)
     rows = conn.execute(
         _PICKS[Routing(ask.routing)],
-        {**times, "agent": ask.agent_id, "skill": ask.skill, "count": ask.count},
+        {
+            "campaign": ask.campaign_id,
+            "now": now,
+            "agent": ask.agent_id,
+            "skill": ask.skill,
+            "count": ask.count,
+        },
     ).fetchall()
     until = moment + timedelta(seconds=ask.lease_seconds)
     deadline = sqlite_instant(until)
@@ -127,6 +134,14 @@ def _lease(conn: sqlite3.Connection, ask: LeaseAsk) -> list[LeasedLead] | Stale 
         ],
     )
     return leased
+
+
+def _settle(conn: sqlite3.Connection, campaign_id: int, moment: datetime) -> str:
+    """Wake, then expire; the moment as SQLite text."""
+    now = sqlite_instant(moment)
+    conn.execute(_WAKE, {"campaign": campaign_id, "now": now})
+    conn.execute(_EXPIRE, {"campaign": campaign_id, "now": now})
+    return now
 
 
 def _report(conn: sqlite3.Connection, ask: OutcomeAsk) -> Report | Stale | Refused:
