@@ -197,7 +197,7 @@ class PostgresQueueStore:
             if self._pool is None:
                 self._pool = await asyncpg.create_pool(
                     self._dsn,
-                    min_size=0,
+                    min_size=min(4, self._size),
                     max_size=self._size,
                     timeout=self._timeout,
                     command_timeout=self._command_timeout,
