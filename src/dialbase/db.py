@@ -37,12 +37,11 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-SQLITE_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
 
 def sqlite_instant(value: datetime) -> str:
     """The text SQLAlchemy's SQLite DateTime stores for an aware instant (as UTC)."""
-    return value.astimezone(UTC).strftime(SQLITE_FORMAT)
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
