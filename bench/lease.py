@@ -284,13 +284,42 @@ def show_run(label: str, i: int, r: dict) -> dict:
     return r
 
 
+# After the runs: a (lead, attempt) leased twice, or two leases of one lead that held it at
+# the same time (a lease holds its lead until reported, or until its deadline).
+_TWICE = """
+SELECT (SELECT count(*) FROM (SELECT lead_id, attempt FROM leases
+                              GROUP BY lead_id, attempt HAVING count(*) > 1) AS d)
+     + (SELECT count(*) FROM leases a JOIN leases b ON a.lead_id = b.lead_id AND a.id < b.id
+        WHERE a.leased_at < COALESCE(b.reported_at, b.deadline)
+          AND b.leased_at < COALESCE(a.reported_at, a.deadline))
+"""
+
+
+def leased_twice(url: str) -> int:
+    """How many hand-outs broke exactly-once in the database at ``url`` (0 when none)."""
+    if url.startswith("sqlite:///"):
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
+            return int(db.execute(_TWICE).fetchone()[0])
+
+    async def count() -> int:
+        conn = await asyncpg.connect(url)
+        try:
+            return int(await conn.fetchval(_TWICE))
+        finally:
+            await conn.close()
+
+    return asyncio.run(count())
+
+
 def compare(args, backend: str, workload: Workload, contenders: list) -> list:
     """Start every contender on its own copy, warm each up, then alternate their runs."""
     runs: dict[str, list] = {c.label: [] for c in contenders}
+    twice: dict[str, int] = {}
     with ExitStack() as stack:
-        servers = []
+        servers, urls = [], []
         for n, c in enumerate(contenders):
             url = stack.enter_context(database_copy(c.template_url, f"{c.app}{n}"))
+            urls.append(url)
             port = free_port()
             cmd = c.cmd.format(python=PYTHON, dialbase=DIALBASE, port=port, url=url)
             env = {**SERVER_ENV, "DIALBASE_DATABASE_URL": url}
@@ -307,8 +336,13 @@ def compare(args, backend: str, workload: Workload, contenders: list) -> list:
                 if c.app == "dialbase":
                     run_once = functools.partial(load, server.port, args.duration, workload, args)
                     profile(server.pid, run_once, f"profile-lease-{backend}-{workload.name}")
+        for c, url in zip(contenders, urls, strict=True):
+            twice[c.label] = leased_twice(url)
     conns = args.connections or workload.connections
-    return [summarize(backend, workload.name, conns, c, runs[c.label]) for c in contenders]
+    rows = [summarize(backend, workload.name, conns, c, runs[c.label]) for c in contenders]
+    for row in rows:
+        row["leased_twice"] = twice[row["label"]]
+    return rows
 
 
 def summarize(backend: str, workload: str, conns: int, c: Contender, runs: list) -> dict:
@@ -383,10 +417,10 @@ def sizes(args, backend: str, plans: dict) -> list:
 def table(rows: list, size_mode: bool) -> str:
     if size_mode:
         head = ["backend", "pending", "req/s", "p50 ms", "p99 ms", "non-2xx", "empty"]
-        head += ["p50 / smallest", "req/s / smallest"]
+        head += ["twice", "p50 / smallest", "req/s / smallest"]
     else:
         head = ["backend", "workload", "conns", "app", "req/s", "leases/s", "p50 ms", "p99 ms"]
-        head += ["non-2xx", "empty", "dialbase/reference"]
+        head += ["non-2xx", "empty", "twice", "dialbase/reference"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         if size_mode:
@@ -395,6 +429,7 @@ def table(rows: list, size_mode: bool) -> str:
             cells = [r["backend"], r["workload"], r["connections"], r["app"], f"{r['rps']:.0f}"]
             cells.append(f"{r['leases_per_s']:.0f}")
         cells += [f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}", r["non_2xx"], r["empty"]]
+        cells.append(r["leased_twice"])
         if size_mode:
             cells += [f"{r['p50_ratio']:.2f}", f"{r['rps_ratio']:.2f}"]
         else:
@@ -439,7 +474,9 @@ def describe(args) -> str:
     return " ".join(lines) + (
         f" Medians of {args.runs} alternating {args.duration} s runs per app; p50/p99 over"
         " every request (leases and outcome reports in b); non-2xx and empty (a lease"
-        " answer without a lead: the queue ran dry) are totals."
+        " answer without a lead: the queue ran dry) are totals; twice counts, in the"
+        " database after the runs, (lead, attempt) pairs leased more than once and pairs of"
+        " leases holding one lead at the same time (exactly-once: 0)."
     )
 
 
@@ -455,6 +492,8 @@ def main() -> None:
     rows, plans = [], {}
     for backend in backends:
         rows += mode(args, backend, plans)
+    if any(r["leased_twice"] for r in rows):
+        print("bench: EXACTLY-ONCE BROKEN: see the 'twice' column", file=sys.stderr)
     if any(r["empty"] for r in rows):
         print("bench: warning: some lease answers had no lead: raise --pending", file=sys.stderr)
     text = describe(args) + "\n\n" + table(rows, bool(args.sizes))
