@@ -26,20 +26,17 @@ campaigns only (agent- and skill-wise ones answer 422); errors are bare problem 
     .venv/bin/python bench/lease_reference_app.py --port 8001 --database-url sqlite:///tmp/q.db
 """
 
-import argparse
 import base64
 import hashlib
 import hmac
 import sqlite3
 import uuid
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 
 import asyncpg
 import orjson
-import uvicorn
-from starlette.applications import Starlette
+from reference_server import serve
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -379,43 +376,10 @@ async def report_outcome(request):
     return answer(report)
 
 
-async def healthz(_request):
-    return Response(b"ok")
-
-
-def make_app(url: str) -> Starlette:
-    @asynccontextmanager
-    async def lifespan(app):
-        is_sqlite = url.startswith("sqlite:")
-        app.state.store = SqliteStore(url) if is_sqlite else await PostgresStore().open(url)
-        yield
-        await app.state.store.close()
-
-    routes = [
-        Route("/v1/campaigns/{campaign:path}/leases", lease_leads, methods=["POST"]),
-        Route("/v1/leases/{lease_id}/outcome", report_outcome, methods=["POST"]),
-        Route("/healthz", healthz),
-    ]
-    return Starlette(routes=routes, lifespan=lifespan)
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=8001)
-    ap.add_argument("--database-url", required=True)
-    args = ap.parse_args()
-    uvicorn.run(
-        make_app(args.database_url),
-        host=args.host,
-        port=args.port,
-        loop="uvloop",
-        http="httptools",
-        workers=1,
-        access_log=False,
-        log_level="warning",
-    )
-
+ROUTES = [
+    Route("/v1/campaigns/{campaign:path}/leases", lease_leads, methods=["POST"]),
+    Route("/v1/leases/{lease_id}/outcome", report_outcome, methods=["POST"]),
+]
 
 if __name__ == "__main__":
-    main()
+    serve(__doc__, ROUTES, SqliteStore, PostgresStore)

@@ -7,14 +7,11 @@ the handler (WAL, synchronous=NORMAL); PostgreSQL goes through an asyncpg pool.
     .venv/bin/python bench/reference_app.py --port 8001 --database-url sqlite:///tmp/ref.db
 """
 
-import argparse
 import sqlite3
-from contextlib import asynccontextmanager
 
 import asyncpg
 import orjson
-import uvicorn
-from starlette.applications import Starlette
+from reference_server import serve
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -78,42 +75,7 @@ async def add_campaign_data(request):
     return Response(OK, media_type="application/json")
 
 
-async def healthz(_request):
-    return Response(b"ok")
-
-
-def make_app(url: str) -> Starlette:
-    @asynccontextmanager
-    async def lifespan(app):
-        is_sqlite = url.startswith("sqlite:")
-        app.state.store = SqliteStore(url) if is_sqlite else await PostgresStore().open(url)
-        yield
-        await app.state.store.close()
-
-    routes = [
-        Route("/ca_apis/AddCampaignData", add_campaign_data, methods=["POST"]),
-        Route("/healthz", healthz),
-    ]
-    return Starlette(routes=routes, lifespan=lifespan)
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=8001)
-    ap.add_argument("--database-url", required=True)
-    args = ap.parse_args()
-    uvicorn.run(
-        make_app(args.database_url),
-        host=args.host,
-        port=args.port,
-        loop="uvloop",
-        http="httptools",
-        workers=1,
-        access_log=False,
-        log_level="warning",
-    )
-
+ROUTES = [Route("/ca_apis/AddCampaignData", add_campaign_data, methods=["POST"])]
 
 if __name__ == "__main__":
-    main()
+    serve(__doc__, ROUTES, SqliteStore, PostgresStore)
