@@ -37,8 +37,6 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-
-
 def sqlite_instant(value: datetime) -> str:
     """The text SQLAlchemy's SQLite DateTime stores for an aware instant (as UTC)."""
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
