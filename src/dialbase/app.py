@@ -33,6 +33,7 @@ from dialbase.dialer import routes as dialer
 from dialbase.dialer.service import Dialer
 from dialbase.dialer.stores.postgres import PostgresQueueStore
 from dialbase.dialer.stores.sqlite import SQLiteQueueStore
+from dialbase.dnc.service import DncLists
 from dialbase.docs_ui import install_docs
 from dialbase.health import router as health_router
 from dialbase.leads.writer import GroupCommitWriter, make_store
@@ -97,6 +98,7 @@ def _lifespan(settings: Settings, migrate: bool, fast_path: compat.AddCampaignDa
         writer = GroupCommitWriter(make_store(settings, sqlite), settings.write_batch_max)
         queue = SQLiteQueueStore(sqlite) if sqlite is not None else PostgresQueueStore(settings)
         directory = Directory(sessionmaker)
+        dnc = DncLists(sessionmaker)
         limiter = Limiter(
             settings.redis_url,
             settings.redis_prefix,
@@ -115,8 +117,9 @@ def _lifespan(settings: Settings, migrate: bool, fast_path: compat.AddCampaignDa
                 settings.max_extra_value_chars,
             ),
             directory=directory,
-            add_campaign_data=AddCampaignData(directory, limiter, writer),
+            add_campaign_data=AddCampaignData(directory, limiter, writer, dnc),
             dialer=Dialer(directory, queue),
+            dnc=dnc,
         )
         app.state.services = fast_path.services = services
         # What exists now lives as long as the process: keep it out of the collector's

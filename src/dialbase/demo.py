@@ -33,6 +33,7 @@ from dialbase.campaigns.service import (
 )
 from dialbase.db import backend_name, sqlite_path, utcnow
 from dialbase.leads.models import CampaignNumber, Lead, LeadStatus
+from dialbase.leads.service import add_lead
 
 DEMO_USER = "demo"
 DIALED = "Demo Progressive"
@@ -148,19 +149,18 @@ async def seed_leads(session: AsyncSession, campaign: Campaign) -> None:
     phones = await _free_numbers(session, campaign)
     for n, phone in enumerate(phones):
         created = start + timedelta(minutes=n)
-        session.add(CampaignNumber(campaign_id=campaign.id, phone_number=phone))
-        session.add(
-            Lead(
-                campaign_id=campaign.id,
-                phone_number=phone,
-                name=f"Demo Lead {n + 1}",
-                priority=rng.choice((1, 1, 1, 2, 2, 3)),
-                extra={"city": rng.choice(("Pune", "Delhi", "Chennai", "Kolkata"))},
-                expires_at=utcnow() + timedelta(minutes=1) if n % DEMO_EXPIRING == 0 else None,
-                created_at=created,
-                due_at=created,
-            )
+        lead = await add_lead(
+            session,
+            campaign.id,
+            phone,
+            name=f"Demo Lead {n + 1}",
+            priority=rng.choice((1, 1, 1, 2, 2, 3)),
+            extra={"city": rng.choice(("Pune", "Delhi", "Chennai", "Kolkata"))},
+            expires_at=utcnow() + timedelta(minutes=1) if n % DEMO_EXPIRING == 0 else None,
+            created_at=created,
+            due_at=created,
         )
+        session.add(CampaignNumber(campaign_id=campaign.id, phone_number=lead.phone_e164))
     await session.flush()
     await update_campaign(session, DEMO_USER, DIALED, retry_delay=DEMO_RETRY_DELAY)
     await set_running(session, campaign, True)

@@ -3,6 +3,17 @@
 from dialbase.accounts.models import Account, ConfigRevision
 from dialbase.campaigns.models import Campaign
 from dialbase.dialer.models import Lease
-from dialbase.leads.models import CampaignNumber, Lead, WriteBatch
+from dialbase.dnc.models import DncEntry
+from dialbase.leads.models import CampaignNumber, CampaignZones, Lead, WriteBatch
 
-__all__ = ["Account", "Campaign", "CampaignNumber", "ConfigRevision", "Lead", "Lease", "WriteBatch"]
+__all__ = [
+    "Account",
+    "Campaign",
+    "CampaignNumber",
+    "CampaignZones",
+    "ConfigRevision",
+    "DncEntry",
+    "Lead",
+    "Lease",
+    "WriteBatch",
+]

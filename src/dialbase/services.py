@@ -16,6 +16,7 @@ from dialbase.compat.fields import Limits
 from dialbase.compat.service import AddCampaignData
 from dialbase.config import Settings
 from dialbase.dialer.service import Dialer
+from dialbase.dnc.service import DncLists
 from dialbase.leads.writer import GroupCommitWriter
 from dialbase.ratelimit import Limiter
 
@@ -31,6 +32,7 @@ class Services:
     directory: Directory
     add_campaign_data: AddCampaignData
     dialer: Dialer
+    dnc: DncLists
 
 
 def services_of(request: Request) -> Services:

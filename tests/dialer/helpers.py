@@ -14,6 +14,7 @@ from dialbase.campaigns.service import get_campaign, set_running, update_campaig
 from dialbase.db import session_scope, utcnow
 from dialbase.dialer.models import Lease
 from dialbase.leads.models import Lead
+from dialbase.leads.service import add_lead
 from tests.factories import make_account, make_campaign
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -51,7 +52,7 @@ async def add_leads(sessions: Sessions, *specs: dict[str, Any], campaign: str = 
         for n, spec in enumerate(specs):
             created = start + timedelta(seconds=n)
             values = {"phone_number": f"98765{n:05d}", "created_at": created, "due_at": created}
-            session.add(Lead(campaign_id=campaign_id, **(values | spec)))
+            await add_lead(session, campaign_id, **(values | spec))
 
 
 async def lead_by_phone(sessions: Sessions, phone: str) -> Lead:

@@ -69,7 +69,9 @@ async def _campaign(sessions) -> tuple[int, int]:  # type: ignore[no-untyped-def
 
 
 def _lead(campaign_id: int, revision: int, phone: str) -> NewLead:
-    return NewLead(campaign_id, revision, phone, None, 1, None, None, None, {}, True, None)
+    return NewLead(
+        campaign_id, revision, phone, None, 1, None, None, None, {}, True, None, phone, "UTC"
+    )
 
 
 class LosesConnection(PostgresBatchStore):

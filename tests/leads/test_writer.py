@@ -33,6 +33,8 @@ def _lead(campaign_id: int, phone: str, revision: int, check_duplicate: bool = F
         extra={},
         check_duplicate=check_duplicate,
         action=None,
+        phone_e164=phone,
+        time_zones="UTC",
     )
 
 

@@ -26,6 +26,10 @@ class Account(Base):
     auth_mode: Mapped[str] = mapped_column(String(16), default=AuthMode.BASIC_AUTH.value)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     rate_limit: Mapped[int] = mapped_column(Integer, default=100)
+    # ISO 3166 code numbers without a country prefix are read in; None: no default.
+    default_country: Mapped[str | None] = mapped_column(String(2))
+    # No number handed out more than this many times in any 24 hours (0: no cap).
+    max_daily_attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

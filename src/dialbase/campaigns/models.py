@@ -42,4 +42,8 @@ class Campaign(Base):
     skills: Mapped[list[str]] = mapped_column(JSON, default=list)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
     retry_delay_seconds: Mapped[int] = mapped_column(Integer, default=600)
+    # Seconds before the next attempt after a given outcome, e.g. {"busy": 120}.
+    retry_delays: Mapped[dict[str, int] | None] = mapped_column(JSON)
+    # Canonical calling hours (``dialer.hours``); None: dial any time.
+    calling_hours: Mapped[str | None] = mapped_column(String(1000))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -32,6 +32,7 @@ NOT_BASIC_AUTH = false_body("Invalid action.")  # check 4
 CAMPAIGN_MISSING = {"status": "Error", "message": "Please provide campaign details"}  # 5
 CAMPAIGN_UNKNOWN = {"status": "FAIL", "message": "No User Found or Campaign Name is Invalid"}  # 6
 NOT_OUTBOUND = {"status": "Fail", "message": "The selected campaign is not outbound"}  # 7
+DND_NUMBER = {"status": "FAIL", "message": "PhoneNumber Added is a DND Number"}  # check 8b
 BAD_PHONE = {  # check 8
     "status": "error",
     "message": "phone number should be numeric and must be between 3 to 16 digits"

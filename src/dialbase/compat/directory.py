@@ -23,6 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from dialbase.accounts.models import Account, ConfigRevision
 from dialbase.accounts.service import key_matches
 from dialbase.campaigns.models import Campaign
+from dialbase.dialer import hours
+from dialbase.dialer.hours import CallingHours
 
 T = TypeVar("T")
 _NO_ACCOUNT = "0" * 64  # compared with when the user name is unknown, so both paths hash
@@ -37,6 +39,8 @@ class AccountInfo:
     zone: ZoneInfo
     rate_limit: int
     revision: int
+    default_country: str | None = None
+    max_daily_attempts: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +53,7 @@ class CampaignInfo:
     agents: frozenset[str]
     skills: frozenset[str]
     revision: int
+    hours: CallingHours | None = None
 
 
 class Directory:
@@ -119,6 +124,8 @@ class Directory:
             zone=ZoneInfo(row.timezone),
             rate_limit=row.rate_limit,
             revision=revision,
+            default_country=row.default_country,
+            max_daily_attempts=row.max_daily_attempts,
         )
         if revision == self.revision:
             self._accounts[username] = info
@@ -143,6 +150,7 @@ class Directory:
             agents=frozenset(row.agents or ()),
             skills=frozenset(row.skills or ()),
             revision=revision,
+            hours=hours.parse(row.calling_hours or ""),
         )
         if revision == self.revision:
             self._campaigns[key] = info

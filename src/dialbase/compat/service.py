@@ -20,11 +20,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from dialbase import phones
 from dialbase.accounts.models import AuthMode
 from dialbase.campaigns.models import Direction, Routing
 from dialbase.compat import answers, fields
 from dialbase.compat.answers import Answer, false_body
 from dialbase.compat.directory import AccountInfo, CampaignInfo, Directory
+from dialbase.dnc.service import DncLists
 from dialbase.errors import ServiceUnavailable
 from dialbase.leads.batch import ActionResult, NewLead, Outcome
 from dialbase.leads.writer import GroupCommitWriter
@@ -59,10 +61,13 @@ def _rate_limited(retry_after: int) -> Answer:
 
 
 class AddCampaignData:
-    def __init__(self, directory: Directory, limiter: Limiter, writer: GroupCommitWriter) -> None:
+    def __init__(
+        self, directory: Directory, limiter: Limiter, writer: GroupCommitWriter, dnc: DncLists
+    ) -> None:
         self.directory = directory
         self.limiter = limiter
         self.writer = writer
+        self.dnc = dnc
 
     async def handle(self, body: fields.Body, header_key: str | None, address: str) -> Answer:
         identified = await self._identify(body.fields, header_key)
@@ -116,25 +121,76 @@ class AddCampaignData:
         if campaign is None:
             return Rejected(answers.CAMPAIGN_UNKNOWN)
         lead = _lead(body, account, campaign)
+        if isinstance(lead, Later):  # check 8b comes before checks 9 to 14
+            if await self.dnc.listed(account.id, lead.phone_e164):
+                return Rejected(answers.DND_NUMBER)
+            return lead.rejected
         if isinstance(lead, Rejected):
             return lead
         result = await self.writer.submit(lead)
         if result.outcome is Outcome.STALE:
             return Stale(result.revision)
+        if result.outcome is Outcome.DO_NOT_CALL:
+            return Answer(answers.DND_NUMBER)
         if result.outcome is Outcome.DUPLICATE:
             skillwise = campaign.routing == Routing.SKILLWISE
             return Answer(answers.DUPLICATE_SKILLWISE if skillwise else answers.DUPLICATE)
         return Answer(_success(campaign, fields.action(values), result.action))
 
 
-def _lead(body: fields.Body, account: AccountInfo, campaign: CampaignInfo) -> NewLead | Rejected:
-    """Checks 7 to 14; the lead to write when they all pass."""
+@dataclass(frozen=True, slots=True)
+class Later:
+    """A check after 8b refused the request: the do-not-call check (8b) answers first."""
+
+    rejected: Rejected
+    phone_e164: str
+
+
+def _lead(
+    body: fields.Body, account: AccountInfo, campaign: CampaignInfo
+) -> NewLead | Rejected | Later:
+    """Checks 7 to 14 (8b is the write batch's); the lead to write when they all pass."""
     values = body.fields
     if campaign.direction != Direction.OUTBOUND:
         return Rejected(answers.NOT_OUTBOUND)
     phone = fields.phone_number(values.get("phonenumber"))
     if phone is None:
         return Rejected(answers.BAD_PHONE, content_only=True)
+    phone_e164, candidates = phones.normalized(phone, account.default_country)
+    checked = _later_checks(values, account, campaign)
+    if isinstance(checked, Rejected):
+        return Later(checked, phone_e164)
+    action = fields.action(values)
+    return NewLead(
+        campaign_id=campaign.id,
+        # Leads checked against data of two revisions are stale whatever the database says.
+        revision=account.revision if account.revision == campaign.revision else -1,
+        phone_number=phone,
+        name=_name(values.get("name")),
+        priority=checked.priority,
+        expires_at=checked.expires_at,
+        agent_id=checked.agent_id,
+        skill=checked.skill,
+        extra=body.extra,
+        check_duplicate=fields.check_duplicate(values.get("checkduplicate")),
+        action=action if action in ("start", "stop") else None,
+        phone_e164=phone_e164,
+        time_zones=phones.lead_zones(_given_zone(body.extra), candidates, account.zone.key),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    priority: int
+    expires_at: datetime | None
+    agent_id: str | None
+    skill: str | None
+
+
+def _later_checks(
+    values: dict[str, Any], account: AccountInfo, campaign: CampaignInfo
+) -> _Checked | Rejected:
+    """Checks 9 to 14: the first that fails, or the values they read."""
     priority = 1
     if "priority" in values:
         parsed = fields.priority(values["priority"])
@@ -153,21 +209,15 @@ def _lead(body: fields.Body, account: AccountInfo, campaign: CampaignInfo) -> Ne
     routing_error = _routing_error(campaign, agent, skill)
     if routing_error is not None:
         return Rejected(routing_error)
-    action = fields.action(values)
-    return NewLead(
-        campaign_id=campaign.id,
-        # Leads checked against data of two revisions are stale whatever the database says.
-        revision=account.revision if account.revision == campaign.revision else -1,
-        phone_number=phone,
-        name=_name(values.get("name")),
-        priority=priority,
-        expires_at=expires_at,
-        agent_id=agent,
-        skill=skill,
-        extra=body.extra,
-        check_duplicate=fields.check_duplicate(values.get("checkduplicate")),
-        action=action if action in ("start", "stop") else None,
-    )
+    return _Checked(priority, expires_at, agent, skill)
+
+
+def _given_zone(extra: dict[str, str]) -> str | None:
+    """The lead's ``timeZone`` extra column (any letter case), if it has one."""
+    for key, value in extra.items():
+        if key.lower() == "timezone":
+            return value
+    return None
 
 
 def _name(value: Any) -> str | None:

@@ -5,44 +5,62 @@ The queue's rules, the same on both backends (``dialer.stores``), in one transac
 1. the configuration revision must be the one the caller's account and campaign were
    read at (``Stale`` otherwise: the caller refreshes its cache and asks again), and the
    campaign must be running (``Stopped``);
-2. time is applied (``settle``): lapsed leases and retries whose time came are due again
-   (``pending``), or ``done`` when the campaign's attempts are used up; pending and retry
-   leads past their expiry are ``expired``;
-3. leasing picks the first ``count`` pending, unexpired leads in queue order (priority high
-   to low, then earlier ``due_at``, then arrival), of the caller's agent or skill when the
-   campaign routes by them, through the queue indexes; each becomes ``leased`` until the
-   deadline, its attempt counted, and a lease row records the hand-out;
-4. an outcome claims its open lease (once), and moves its lead by the retry policy: after
-   a retryable outcome (no answer, busy, failed) the lead is due again after the
-   campaign's retry delay while attempts remain; otherwise it is ``done``.
-
-The next rules (calling hours in the lead's local time, do-not-call lists, callbacks)
-belong in step 2 and 3 of both stores: a lead outside its calling hours is not due (its
-``due_at`` moves to the next window), a listed number is never picked.
+2. time is applied (``settle``): lapsed leases, retries and holds whose time came are due
+   again (``pending``; a lapsed callback is a due ``callback`` again), or ``done`` when
+   the campaign's attempts are used up; queued leads past their expiry are ``expired``;
+3. leasing reads candidates in queue order: first due callbacks (oldest first; one with
+   an agent goes only to a lease asking for that agent, in any routing; calling hours do
+   not apply), then pending leads in priority order (high to low, then earlier
+   ``due_at``, then arrival) whose zone key is inside the campaign's calling hours now,
+   of the caller's agent or skill when the campaign routes by them. The stores read one
+   queue-index range per open zone key and merge them: which keys are open is decided
+   per minute from the campaign's few keys (``dialer.hours.OpenZones``), never per lead;
+4. each candidate is then checked against the account's do-not-call list (listed: the
+   lead is ``done`` for good, reason ``do_not_call``) and the account's 24-hour attempt
+   cap on its number (reached: the lead is ``held`` until the oldest counted hand-out is
+   24 hours old; a callback stays a callback, due then). The others become ``leased``
+   until the deadline, their attempt counted, and a lease row records the hand-out (with
+   the account and number the cap counts). Rounds repeat until ``count`` leads are
+   leased or the queue has no more candidates;
+5. an outcome claims its open lease (once), and moves its lead: ``callback`` makes it due
+   at ``callbackAt`` (it gets that attempt even if the campaign's attempts are used up);
+   a retryable outcome (no answer, busy, failed) makes it due again after the
+   campaign's delay for that outcome while attempts remain; anything else makes it
+   ``done``. ``do_not_call`` also puts the number on the account's list.
 
 Time is read inside the transaction (SQLite: the process's clock once it holds the write
 lock; PostgreSQL: the server's ``now()``), so that a lease and an outcome are stamped in
-the order they committed.
+the order they committed. Calling hours are read on the service's clock
+(``Dialer.clock``), which tests can set.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 PENDING, LEASED, RETRY, DONE, EXPIRED = "pending", "leased", "retry", "done", "expired"
+HELD, CALLBACK = "held", "callback"
+DO_NOT_CALL = "do_not_call"
+ATTEMPTS_USED_UP = "attempts_used_up"
+DAY = timedelta(hours=24)
+MAX_ROUNDS = 8  # candidate reads per lease (each one hands out, closes or holds them all)
 
 
 @dataclass(frozen=True, slots=True)
 class LeaseAsk:
     campaign_id: int
+    account_id: int
     revision: int
     routing: str  # general, agentwise or skillwise: which queue index to read
     agent_id: str | None
     skill: str | None
     count: int
     lease_seconds: int
+    daily_cap: int  # the account's attempts per number per 24 hours; 0: none
+    open_zones: Callable[[Sequence[str]], list[str]]  # the zone keys inside calling hours
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +71,8 @@ class OutcomeAsk:
     outcome: str
     retryable: bool
     note: str | None
+    callback_at: datetime | None = None  # with outcome ``callback``
+    callback_agent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +86,7 @@ class LeasedLead:
     skill: str | None
     extra: dict[str, Any]
     attempt: int
+    callback: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +116,37 @@ class Refused:
 
     status: int
     message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """Where an outcome moves its lead."""
+
+    status: str
+    due: datetime
+    closed_reason: str | None
+    next_attempt_at: datetime | None
+
+
+def next_step(
+    ask: OutcomeAsk,
+    now: datetime,
+    attempt: int,
+    max_attempts: int,
+    delays: Mapping[str, int] | None,
+    default_delay: int,
+) -> Step:
+    """Rule 5, for a lease whose attempt was ``attempt``."""
+    if ask.callback_at is not None:
+        return Step(CALLBACK, ask.callback_at, None, ask.callback_at)
+    if ask.retryable and attempt < max_attempts:
+        due = now + timedelta(seconds=(delays or {}).get(ask.outcome, default_delay))
+        return Step(RETRY, due, None, due)
+    return Step(DONE, now, ATTEMPTS_USED_UP if ask.retryable else ask.outcome, None)
+
+
+def suppression_note(ask: OutcomeAsk) -> str:
+    return f"outcome do_not_call on lease {ask.lease_id}"
 
 
 class QueueStore(Protocol):

@@ -25,6 +25,7 @@ class Outcome(enum.StrEnum):
     FAILED = "failed"
     INVALID_NUMBER = "invalid_number"
     DO_NOT_CALL = "do_not_call"
+    CALLBACK = "callback"
 
 
 # Outcomes after which the lead is dialed again (while attempts remain).
@@ -35,7 +36,11 @@ class Lease(Base):
     """One hand-out of a lead to a dialer: attempt number, deadline, reported outcome."""
 
     __tablename__ = "leases"
-    __table_args__ = (Index("ix_leases_campaign_outcome", "campaign_id", "outcome"),)
+    __table_args__ = (
+        Index("ix_leases_campaign_outcome", "campaign_id", "outcome"),
+        # The 24-hour attempt cap counts an account's hand-outs of a number.
+        Index("ix_leases_number", "account_id", "phone_e164", "leased_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
@@ -45,6 +50,8 @@ class Lease(Base):
         index=True,
     )
     attempt: Mapped[int] = mapped_column(Integer)
+    account_id: Mapped[int | None] = mapped_column(Integer)
+    phone_e164: Mapped[str | None] = mapped_column(String(32))
     agent_id: Mapped[str | None] = mapped_column(String(255))
     skill: Mapped[str | None] = mapped_column(String(255))
     leased_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -54,15 +61,17 @@ class Lease(Base):
     reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-# The queue order (priority high to low, then due time, then arrival) for each routing.
+# The queue order (priority high to low, then due time, then arrival) for each routing,
+# per zone key: a lease reads one range per zone key inside calling hours and merges them.
 _ORDER = (Lead.priority.desc(), Lead.due_at, Lead.id)
 QUEUE_INDEXES = (
-    Index("ix_leads_queue", Lead.campaign_id, Lead.status, *_ORDER),
+    Index("ix_leads_queue", Lead.campaign_id, Lead.status, Lead.time_zones, *_ORDER),
     Index(
         "ix_leads_agent_queue",
         Lead.campaign_id,
         Lead.status,
         Lead.agent_id,
+        Lead.time_zones,
         *_ORDER,
         sqlite_where=Lead.agent_id.is_not(None),
         postgresql_where=Lead.agent_id.is_not(None),
@@ -72,11 +81,12 @@ QUEUE_INDEXES = (
         Lead.campaign_id,
         Lead.status,
         Lead.skill,
+        Lead.time_zones,
         *_ORDER,
         sqlite_where=Lead.skill.is_not(None),
         postgresql_where=Lead.skill.is_not(None),
     ),
-    # Leased leads whose deadline passed and retries whose time came: ``due_at`` ranges.
+    # Leased leads whose deadline passed, retries, holds and callbacks whose time came.
     Index("ix_leads_wake", Lead.campaign_id, Lead.status, Lead.due_at),
     Index(
         "ix_leads_expiry",

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialbase.campaigns.models import Campaign
 from dialbase.db import IMMEDIATE, SQLITE_BEGIN
-from dialbase.dialer.leasing import DONE, EXPIRED, LEASED, PENDING, RETRY
+from dialbase.dialer.leasing import CALLBACK, DONE, EXPIRED, HELD, LEASED, PENDING, RETRY
 from dialbase.leads.models import Lead
 
 
@@ -41,13 +41,21 @@ async def lock_for_writing(session: AsyncSession) -> None:
 def settled_status(campaign: Campaign, now: datetime) -> ColumnElement[str]:
     """The status the stores' settle would give a lead now, computed without writing it.
 
-    Wake first (lapsed leases and retries come due: ``done`` when the attempts are used up,
-    else ``pending``), then expire (``pending`` and ``retry`` leads past their expiry)."""
-    woken = and_(Lead.status.in_((LEASED, RETRY)), Lead.due_at <= now)
-    expirable = or_(woken, Lead.status.in_((PENDING, RETRY)))
+    Wake first (lapsed leases, retries and holds come due: ``done`` when the attempts are
+    used up, a lapsed callback a ``callback`` again, else ``pending``), then expire (queued
+    leads past their expiry)."""
+    woken = and_(Lead.status.in_((LEASED, RETRY, HELD)), Lead.due_at <= now)
+    expirable = or_(woken, Lead.status.in_((PENDING, RETRY, HELD, CALLBACK)))
+    used_up = and_(
+        woken,
+        Lead.status != HELD,
+        Lead.callback_at.is_(None),
+        Lead.attempts >= campaign.max_attempts,
+    )
     return case(
-        (and_(woken, Lead.attempts >= campaign.max_attempts), DONE),
+        (used_up, DONE),
         (and_(expirable, Lead.expires_at <= now), EXPIRED),
+        (and_(woken, Lead.callback_at.is_not(None)), CALLBACK),
         (woken, PENDING),
         else_=Lead.status,
     )

@@ -113,7 +113,14 @@ async def report_outcome(
     """Report a lease's outcome; the campaign's retry policy decides the lead's next state."""
     account = await caller(request, credentials)
     dialer = services_of(request).dialer
-    report = await dialer.report(account, lease_id, body.outcome.value, body.note)
+    report = await dialer.report(
+        account,
+        lease_id,
+        body.outcome.value,
+        body.note,
+        callback_at=body.callback_at,
+        agent_id=body.agent_id,
+    )
     return OutcomeOut.of(report)
 
 

@@ -53,6 +53,7 @@ class LeadOut(Shape):
     skill: str | None
     extra: dict[str, Any]
     attempt: int = Field(description="1 for the first dial of this lead, 2 for the next...")
+    callback: bool = Field(description="True when this is a callback the person asked for.")
 
 
 class LeaseOut(Shape):
@@ -70,6 +71,7 @@ class LeaseOut(Shape):
             skill=leased.skill,
             extra=leased.extra,
             attempt=leased.attempt,
+            callback=leased.callback,
         )
         return cls(lease_id=leased.lease_id, deadline=leased.deadline, lead=lead)
 
@@ -81,12 +83,24 @@ class LeaseList(Shape):
 class OutcomeRequest(Shape):
     outcome: Outcome
     note: str | None = Field(default=None, max_length=MAX_NOTE_CHARS)
+    callback_at: datetime | None = Field(
+        default=None,
+        description="With outcome callback: when to call back (ISO 8601 with an offset, in"
+        " the future, within 365 days).",
+    )
+    agent_id: str | None = Field(
+        default=None,
+        max_length=MAX_NAME_CHARS,
+        description="With outcome callback: only a lease asking for this agent gets it.",
+    )
 
 
 class OutcomeOut(Shape):
     lease_id: str
     outcome: Outcome
-    lead_status: str = Field(description="retry (dialed again later) or done.")
+    lead_status: str = Field(
+        description="retry (dialed again later), callback (due at callbackAt) or done."
+    )
     attempt: int
     next_attempt_at: datetime | None
 

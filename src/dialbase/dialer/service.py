@@ -1,11 +1,12 @@
 """Leasing leads to dialers, their outcomes, the retry policy. No web framework here.
 
 Retry policy (per campaign, ``dialbase campaign update``): ``max_attempts`` (default 3)
-dial attempts per lead, ``retry_delay_seconds`` (default 600) between them. After
-``no_answer``, ``busy`` or ``failed`` the lead is due again after the delay while
-attempts remain, else done; ``connected``, ``invalid_number`` and ``do_not_call``
-finish it. A lease not reported by its deadline returns its lead to the queue at once;
-that attempt counts.
+dial attempts per lead, ``retry_delay_seconds`` (default 600) between them, or the
+delay ``retry_delays`` names for the outcome. After ``no_answer``, ``busy`` or
+``failed`` the lead is due again after the delay while attempts remain, else done;
+``callback`` makes it due at ``callbackAt``; ``connected``, ``invalid_number`` and
+``do_not_call`` finish it (the last also lists the number). A lease not reported by its
+deadline returns its lead to the queue at once; that attempt counts.
 
 ``Dialer`` checks a request, finds the account's campaign in the worker's cache
 (``compat.directory``) and hands the work to the queue store of the backend
@@ -15,6 +16,8 @@ that attempt counts.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,6 +25,7 @@ from dialbase.accounts.models import Account
 from dialbase.campaigns.models import Campaign, Routing
 from dialbase.campaigns.service import get_account_campaign, set_running
 from dialbase.compat.directory import AccountInfo, CampaignInfo, Directory
+from dialbase.dialer.hours import OpenZones
 from dialbase.dialer.leasing import (
     LeaseAsk,
     LeasedLead,
@@ -82,6 +86,31 @@ def check_outcome(outcome: str) -> Outcome:
         raise Invalid(f"unknown outcome {outcome!r}: use one of {OUTCOMES}") from exc
 
 
+MAX_CALLBACK_AHEAD = timedelta(days=365)
+
+
+def check_callback(
+    outcome: Outcome, callback_at: datetime | None, agent_id: str | None, now: datetime
+) -> None:
+    """``callbackAt`` goes with outcome ``callback`` alone: with an offset, in the future,
+    within 365 days; ``agentId`` (whose the callback is) with it."""
+    if outcome is not Outcome.CALLBACK:
+        if callback_at is not None or agent_id is not None:
+            raise Invalid("callbackAt and agentId go with outcome callback only")
+        return
+    if callback_at is None:
+        raise Invalid("outcome callback needs callbackAt: when to call back (ISO 8601)")
+    if callback_at.tzinfo is None or callback_at.utcoffset() is None:
+        raise Invalid("callbackAt needs a UTC offset, like 2026-12-01T15:30:00+05:30")
+    if callback_at <= now:
+        raise Invalid("callbackAt must be in the future")
+    if callback_at > now + MAX_CALLBACK_AHEAD:
+        raise Invalid("callbackAt must be within 365 days")
+    if agent_id is not None and (not agent_id.strip() or len(agent_id) > MAX_NAME_CHARS):
+        raise Invalid(f"agentId has 1 to {MAX_NAME_CHARS} characters")
+    check_text(agentId=agent_id)
+
+
 LEASE_ID = re.compile(r"[0-9a-f]{32}")
 MAX_RECHECKS = 5
 SETTINGS_MOVING = "The account's settings are changing too fast; try again."
@@ -90,9 +119,16 @@ SETTINGS_MOVING = "The account's settings are changing too fast; try again."
 class Dialer:
     """Leases and outcomes, for an authenticated account (``Directory.authenticate``)."""
 
-    def __init__(self, directory: Directory, store: QueueStore) -> None:
+    def __init__(
+        self,
+        directory: Directory,
+        store: QueueStore,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.directory = directory
         self.store = store
+        self.clock = clock  # calling hours and callback times are read on it
+        self._open_zones = OpenZones()
 
     async def lease(
         self,
@@ -112,12 +148,15 @@ class Dialer:
             _check_routing(campaign, agent_id, skill)
             ask = LeaseAsk(
                 campaign_id=campaign.id,
+                account_id=account.id,
                 revision=_revision(account, campaign),
                 routing=campaign.routing,
                 agent_id=agent_id,
                 skill=skill,
                 count=count,
                 lease_seconds=lease_seconds,
+                daily_cap=account.max_daily_attempts,
+                open_zones=self._zones_open(campaign),
             )
             answer = await self.store.lease(ask)
             if isinstance(answer, Stopped):
@@ -129,11 +168,23 @@ class Dialer:
             account = await self._recheck(account, answer)
         raise ServiceUnavailable(SETTINGS_MOVING)
 
+    def _zones_open(self, campaign: CampaignInfo) -> Callable[[Sequence[str]], list[str]]:
+        """Which of the campaign's zone keys are inside its calling hours, when asked."""
+        return lambda keys: self._open_zones.select(campaign.hours, keys, self.clock())
+
     async def report(
-        self, account: AccountInfo, lease_id: str, outcome: str, note: str | None = None
+        self,
+        account: AccountInfo,
+        lease_id: str,
+        outcome: str,
+        note: str | None = None,
+        *,
+        callback_at: datetime | None = None,
+        agent_id: str | None = None,
     ) -> Report:
         """Record a lease's outcome and move its lead on by the campaign's retry policy."""
         checked = check_outcome(outcome)
+        check_callback(checked, callback_at, agent_id, self.clock())
         check_text(note=note)
         if note is not None and len(note) > MAX_NOTE_CHARS:
             raise Invalid(f"a note has at most {MAX_NOTE_CHARS} characters")
@@ -147,6 +198,8 @@ class Dialer:
                 outcome=checked.value,
                 retryable=checked in RETRYABLE,
                 note=note,
+                callback_at=callback_at.astimezone(UTC) if callback_at else None,
+                callback_agent=agent_id.strip() if agent_id else None,
             )
             answer = await self.store.report(ask)
             if isinstance(answer, Refused):

@@ -6,10 +6,13 @@ by a store (``leads.stores``). Inside that transaction, for each lead in arrival
 1. the configuration revision is read; a lead checked against another revision than the
    database's (cached account or campaign data that changed since) is not written
    (``STALE``) and its request is checked again against fresh data;
-2. the campaign's number guard (``campaign_numbers``) is inserted if missing; a lead with
-   the duplicate check on whose number was already guarded is a ``DUPLICATE``;
-3. every other lead is inserted (``STORED``), and its ``action`` starts or stops the
-   campaign.
+2. a lead whose number (E.164 form) is on its account's do-not-call list is refused
+   (``DO_NOT_CALL``);
+3. the campaign's number guard (``campaign_numbers``, E.164 form) is inserted if missing;
+   a lead with the duplicate check on whose number was already guarded is a
+   ``DUPLICATE``;
+4. every other lead is inserted (``STORED``), its zone key recorded for its campaign
+   (``campaign_zones``), and its ``action`` starts or stops the campaign.
 
 The guard's primary key makes the duplicate check exact across processes and hosts.
 
@@ -44,6 +47,7 @@ LEAD_REFUSED = "The database refused this lead; nothing was stored. The error is
 class Outcome(enum.Enum):
     STORED = "stored"
     DUPLICATE = "duplicate"
+    DO_NOT_CALL = "do_not_call"
     STALE = "stale"
 
 
@@ -57,7 +61,7 @@ class ActionResult(enum.Enum):
 class NewLead:
     campaign_id: int
     revision: int  # the configuration revision its account and campaign were read at
-    phone_number: str
+    phone_number: str  # as sent
     name: str | None
     priority: int
     expires_at: datetime | None
@@ -66,6 +70,8 @@ class NewLead:
     extra: dict[str, str]
     check_duplicate: bool
     action: str | None  # "start", "stop" or None (no action to apply)
+    phone_e164: str  # compared by (``phones.e164``)
+    time_zones: str  # the queue's zone key (``phones.lead_zones``)
 
 
 @dataclass(slots=True)
@@ -88,10 +94,13 @@ class OutcomeUnknown(ServiceUnavailable):
         super().__init__(OUTCOME_UNKNOWN)
 
 
-def decide(lead: NewLead, revision: int, new_number: bool) -> WriteResult:
-    """One lead's fate; ``new_number`` says its guard insert added a row."""
+def decide(lead: NewLead, revision: int, listed: bool, new_number: bool) -> WriteResult:
+    """One lead's fate; ``listed`` says its number is on the do-not-call list and
+    ``new_number`` that its guard insert added a row."""
     if lead.revision != revision:
         return WriteResult(Outcome.STALE, revision=revision)
+    if listed:
+        return WriteResult(Outcome.DO_NOT_CALL)
     if lead.check_duplicate and not new_number:
         return WriteResult(Outcome.DUPLICATE)
     return WriteResult(Outcome.STORED)

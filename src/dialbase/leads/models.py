@@ -14,19 +14,27 @@ class LeadStatus(enum.StrEnum):
     PENDING = "pending"
     LEASED = "leased"
     RETRY = "retry"
+    HELD = "held"  # waiting for the number's 24-hour attempt cap
+    CALLBACK = "callback"  # due at a time the person chose
     DONE = "done"
     EXPIRED = "expired"
 
 
 class Lead(Base):
     __tablename__ = "leads"
-    __table_args__ = (Index("ix_leads_campaign_id_id", "campaign_id", "id"),)
+    __table_args__ = (
+        Index("ix_leads_campaign_id_id", "campaign_id", "id"),
+        Index("ix_leads_campaign_e164", "campaign_id", "phone_e164"),
+    )
 
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     )
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
-    phone_number: Mapped[str] = mapped_column(String(17))
+    phone_number: Mapped[str] = mapped_column(String(17))  # as sent
+    # Both always written; nullable only because rows older than them were filled in.
+    phone_e164: Mapped[str] = mapped_column(String(32), nullable=True)  # ``phones.e164``
+    time_zones: Mapped[str] = mapped_column(String, nullable=True)  # decided at insert
     name: Mapped[str | None] = mapped_column(String)
     priority: Mapped[int] = mapped_column(Integer, default=1)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -37,10 +45,14 @@ class Lead(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     due_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    callback_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # while a callback
+    callback_agent: Mapped[str | None] = mapped_column(String(255))  # only this agent gets it
+    closed_reason: Mapped[str | None] = mapped_column(String(32))  # why a done lead is done
 
 
 class CampaignNumber(Base):
-    """Every phone number a campaign holds, once: the guard of the exact duplicate check."""
+    """Every phone number a campaign holds (E.164 form), once: the guard of the exact
+    duplicate check."""
 
     __tablename__ = "campaign_numbers"
 
@@ -48,6 +60,17 @@ class CampaignNumber(Base):
         ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
     )
     phone_number: Mapped[str] = mapped_column(String(17), primary_key=True)
+
+
+class CampaignZones(Base):
+    """Every zone key a campaign's leads have: the queue reads one index range per key."""
+
+    __tablename__ = "campaign_zones"
+
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    time_zones: Mapped[str] = mapped_column(String, primary_key=True)
 
 
 class WriteBatch(Base):
@@ -64,3 +87,4 @@ class WriteBatch(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     revision: Mapped[int | None] = mapped_column(Integer)
     kept: Mapped[list[int] | None] = mapped_column(JSON)
+    listed: Mapped[list[int] | None] = mapped_column(JSON)  # refused: do-not-call

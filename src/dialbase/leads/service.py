@@ -1,16 +1,19 @@
-"""Reading leads back out (export). Writing happens in ``leads.writer``."""
+"""Reading leads back out (export), and adding leads outside the request path (demo data,
+tests). Requests write through ``leads.writer``."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from dialbase import phones
 from dialbase.campaigns.models import Campaign
 from dialbase.compat.fields import in_zone
-from dialbase.leads.models import Lead
+from dialbase.leads.models import CampaignZones, Lead
 
 EXPORT_FIELDS = [
     "phoneNumber",
@@ -24,6 +27,29 @@ EXPORT_FIELDS = [
     "attempts",
     "createdAt",
 ]
+
+
+async def add_lead(
+    session: AsyncSession,
+    campaign_id: int,
+    phone_number: str,
+    *,
+    country: str | None = None,
+    account_zone: str = "UTC",
+    **columns: Any,
+) -> Lead:
+    """Add a lead through the ORM with what the queue needs decided as the writer decides
+    it: the number's E.164 form, the lead's zone key (``columns`` may set ``time_zones``)
+    and the campaign's record of that key."""
+    e164, candidates = phones.normalized(phone_number, country)
+    given = next(
+        (v for k, v in (columns.get("extra") or {}).items() if k.lower() == "timezone"), None
+    )
+    columns.setdefault("time_zones", phones.lead_zones(given, candidates, account_zone))
+    lead = Lead(campaign_id=campaign_id, phone_number=phone_number, phone_e164=e164, **columns)
+    session.add(lead)
+    await session.merge(CampaignZones(campaign_id=campaign_id, time_zones=lead.time_zones))
+    return lead
 
 
 def lead_view(lead: Lead, zone: ZoneInfo) -> dict[str, object]:

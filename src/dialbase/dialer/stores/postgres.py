@@ -1,11 +1,16 @@
 """The PostgreSQL queue: a lease is two statements, an outcome one, each its own commit.
 
-A lease first settles the campaign (``_SETTLE``: wake and expire in one ``UPDATE``), then
-``_LEASE`` checks the revision and the running flag, picks the leads in queue order with
-``FOR UPDATE SKIP LOCKED`` (concurrent leases never pick the same lead and never wait for
-each other), marks them leased and inserts their lease rows, all in one statement. An
-outcome (``_REPORT``) locks the lead while it is still leased for that attempt, claims
-the open lease and moves the lead, in one statement. The rules are in ``dialer.leasing``.
+A lease first settles the campaign (``_SETTLE``: wake and expire in one ``UPDATE``, which
+also returns the campaign's zone keys), then ``_LEASE`` checks the revision and the
+running flag, reads candidates in queue order with ``FOR UPDATE SKIP LOCKED`` (due
+callbacks, then one index range per zone key inside calling hours, merged; concurrent
+leases never pick the same lead and never wait for each other), checks them against the
+do-not-call list and the attempt cap, closes or holds those they stop, marks the others
+leased and inserts their lease rows, all in one statement. Only when it closed or held
+some does the lease read again for the rest. An outcome (``_REPORT``) locks the lead
+while it is still leased for that attempt, claims the open lease, moves the lead and
+(``do_not_call``) lists the number, in one statement. The rules are in
+``dialer.leasing``.
 
 A connection lost while a statement ran answers 503: a lease that may have been made
 then lapses at its deadline and its lead returns to the queue; an outcome sent again is
@@ -24,6 +29,9 @@ from dialbase.campaigns.models import Routing
 from dialbase.config import Settings
 from dialbase.db import asyncpg_dsn
 from dialbase.dialer.leasing import (
+    CALLBACK,
+    MAX_ROUNDS,
+    RETRY,
     LeaseAsk,
     LeasedLead,
     OutcomeAsk,
@@ -32,56 +40,114 @@ from dialbase.dialer.leasing import (
     Stale,
     Stopped,
     refusal,
+    suppression_note,
 )
 from dialbase.errors import DatabaseUnavailable, database_unavailable, outages
 
 _SETTLE = """
 WITH woken AS (
     SELECT id FROM leads
-    WHERE campaign_id = $1 AND status IN ('leased', 'retry') AND due_at <= now()
+    WHERE campaign_id = $1 AND status IN ('leased', 'retry', 'held') AND due_at <= now()
     FOR UPDATE SKIP LOCKED
 ), expiring AS (
     SELECT id FROM leads
-    WHERE campaign_id = $1 AND status IN ('pending', 'retry') AND expires_at <= now()
+    WHERE campaign_id = $1 AND status IN ('pending', 'retry', 'held', 'callback')
+      AND expires_at <= now()
     FOR UPDATE SKIP LOCKED
+), settled AS (
+    UPDATE leads l SET
+        status = CASE
+            WHEN {used_up} THEN 'done'
+            WHEN l.expires_at <= now() THEN 'expired'
+            WHEN l.callback_at IS NOT NULL THEN 'callback'
+            ELSE 'pending' END,
+        closed_reason = CASE WHEN {used_up} THEN 'attempts_used_up' END
+    FROM campaigns c
+    WHERE c.id = $1 AND l.id IN (SELECT id FROM woken UNION SELECT id FROM expiring)
 )
-UPDATE leads l SET status = CASE
-    WHEN l.status IN ('leased', 'retry') AND l.due_at <= now() AND l.attempts >= c.max_attempts
-        THEN 'done'
-    WHEN l.expires_at <= now() THEN 'expired'
-    ELSE 'pending' END
-FROM campaigns c
-WHERE c.id = $1 AND l.id IN (SELECT id FROM woken UNION SELECT id FROM expiring)
-"""
+SELECT time_zones FROM campaign_zones WHERE campaign_id = $1
+""".format(
+    # A lapsed lease or a retry whose attempts are used up (a lapsed callback is not).
+    used_up="(l.status IN ('leased', 'retry') AND l.due_at <= now()"
+    " AND l.callback_at IS NULL AND l.attempts >= c.max_attempts)"
+)
+# $1 campaign, $2 lease seconds, $3 agent, $4 skill, $5 revision, $6 count, $7 open zone
+# keys, $8 account, $9 daily cap.
 _LEASE = """
 WITH rev AS (SELECT value AS v FROM config_revision WHERE id = 1),
 campaign AS (SELECT running FROM campaigns WHERE id = $1),
-picked AS (
-    SELECT l.id, l.due_at AS was_due FROM leads l
-    WHERE l.campaign_id = $1 AND l.status = 'pending'
-      AND (l.expires_at IS NULL OR l.expires_at > now()) {routing}
-      AND (SELECT v FROM rev) = $5 AND (SELECT running FROM campaign)
-    ORDER BY l.priority DESC, l.due_at, l.id LIMIT $6
+go AS (SELECT (SELECT v FROM rev) = $5 AND (SELECT running FROM campaign) AS ok),
+callbacks AS (
+    SELECT l.id, 0 AS kind, l.priority, l.due_at, l.phone_e164 FROM leads l
+    WHERE l.campaign_id = $1 AND l.status = 'callback' AND l.due_at <= now()
+      AND (l.callback_agent = $3 OR (l.callback_agent IS NULL {routing}))
+      AND (SELECT ok FROM go)
+    ORDER BY l.due_at, l.id LIMIT $6
     FOR UPDATE OF l SKIP LOCKED
+),
+ordinary AS (
+    SELECT o.* FROM unnest($7::text[]) AS k(zones) CROSS JOIN LATERAL (
+        SELECT l.id, 1 AS kind, l.priority, l.due_at, l.phone_e164 FROM leads l
+        WHERE l.campaign_id = $1 AND l.status = 'pending' {routing} AND l.time_zones = k.zones
+          AND (l.expires_at IS NULL OR l.expires_at > now()) AND (SELECT ok FROM go)
+        ORDER BY l.priority DESC, l.due_at, l.id LIMIT $6
+        FOR UPDATE OF l SKIP LOCKED
+    ) o
+),
+candidates AS (
+    SELECT *, row_number() OVER (
+        ORDER BY kind, CASE WHEN kind = 1 THEN -priority ELSE 0 END, due_at, id) AS rank
+    FROM (SELECT * FROM callbacks UNION ALL SELECT * FROM ordinary) u
+    ORDER BY rank LIMIT $6
+),
+counted AS (
+    SELECT c.*,
+        EXISTS (SELECT 1 FROM dnc_entries d
+                WHERE d.account_id = $8 AND d.number = c.phone_e164
+                  AND (d.expires_at IS NULL OR d.expires_at > now())) AS listed,
+        CASE WHEN $9 > 0 THEN (
+            SELECT count(*) FROM leases s WHERE s.account_id = $8 AND s.phone_e164 = c.phone_e164
+              AND s.leased_at > now() - interval '24 hours') ELSE 0 END
+        + row_number() OVER (PARTITION BY c.phone_e164 ORDER BY c.rank) AS nth,
+        CASE WHEN $9 > 0 THEN (
+            SELECT min(s.leased_at) FROM leases s
+            WHERE s.account_id = $8 AND s.phone_e164 = c.phone_e164
+              AND s.leased_at > now() - interval '24 hours') END AS oldest
+    FROM candidates c
+),
+checked AS (SELECT *, NOT listed AND $9 > 0 AND nth > $9 AS capped FROM counted),
+closed AS (
+    UPDATE leads l SET status = 'done', closed_reason = 'do_not_call'
+    FROM checked c WHERE l.id = c.id AND c.listed
+    RETURNING l.id
+),
+held AS (
+    UPDATE leads l SET status = CASE WHEN c.kind = 0 THEN 'callback' ELSE 'held' END,
+                       due_at = COALESCE(c.oldest, now()) + interval '24 hours'
+    FROM checked c WHERE l.id = c.id AND c.capped
+    RETURNING l.id
 ),
 leased AS (
     UPDATE leads l SET status = 'leased', attempts = l.attempts + 1,
                        due_at = now() + make_interval(secs => $2)
-    FROM picked WHERE l.id = picked.id
-    RETURNING l.id, l.phone_number, l.name, l.priority, l.agent_id, l.skill, l.extra,
-              l.attempts, l.due_at AS deadline, picked.was_due
+    FROM checked c WHERE l.id = c.id AND NOT c.listed AND NOT c.capped
+    RETURNING l.id, l.phone_number, l.phone_e164, l.name, l.priority, l.agent_id, l.skill,
+              l.extra, l.attempts, l.due_at AS deadline, c.kind = 0 AS callback, c.rank
 ),
 made AS (
-    INSERT INTO leases (id, campaign_id, lead_id, attempt, agent_id, skill, leased_at, deadline)
-    SELECT replace(gen_random_uuid()::text, '-', ''), $1, id, attempts, $3, $4, now(), deadline
+    INSERT INTO leases (id, campaign_id, lead_id, attempt, account_id, phone_e164, agent_id,
+                        skill, leased_at, deadline)
+    SELECT replace(gen_random_uuid()::text, '-', ''), $1, id, attempts, $8, phone_e164, $3,
+           $4, now(), deadline
     FROM leased
     RETURNING id, lead_id
 )
 SELECT (SELECT v FROM rev) AS revision, (SELECT running FROM campaign) AS running,
+       (SELECT count(*) FROM closed) + (SELECT count(*) FROM held) AS set_aside,
        made.id AS lease_id, leased.*
 FROM (SELECT 1) AS one
 LEFT JOIN (leased JOIN made ON made.lead_id = leased.id) ON true
-ORDER BY leased.priority DESC, leased.was_due, leased.id
+ORDER BY leased.rank
 """
 _ROUTED = {
     Routing.GENERAL: "",
@@ -89,25 +155,34 @@ _ROUTED = {
     Routing.SKILLWISE: "AND l.skill = $4",
 }
 _LEASES = {routing: _LEASE.format(routing=clause) for routing, clause in _ROUTED.items()}
+# $1 lease, $2 account, $3 revision, $4 outcome, $5 retryable, $6 note, $7 callback at,
+# $8 callback agent, $9 suppression note.
 _REPORT = """
 WITH rev AS (SELECT value AS v FROM config_revision WHERE id = 1),
 found AS (
-    SELECT s.lead_id, s.attempt, s.outcome, s.deadline, c.max_attempts, c.retry_delay_seconds,
-           $5 AND s.attempt < c.max_attempts AS retry
+    SELECT s.lead_id, s.attempt, s.outcome, s.deadline, c.account_id,
+           $7::timestamptz IS NULL AND $5 AND s.attempt < c.max_attempts AS retry,
+           COALESCE((c.retry_delays ->> $4)::integer, c.retry_delay_seconds) AS delay
     FROM leases s JOIN campaigns c ON c.id = s.campaign_id
     WHERE s.id = $1 AND c.account_id = $2
 ),
 lead AS (
-    SELECT l.id FROM leads l JOIN found f ON l.id = f.lead_id
+    SELECT l.id, l.phone_e164 FROM leads l JOIN found f ON l.id = f.lead_id
     WHERE l.status = 'leased' AND l.attempts = f.attempt
       AND f.outcome IS NULL AND f.deadline > now() AND (SELECT v FROM rev) = $3
     FOR UPDATE OF l
 ),
 moved AS (
     UPDATE leads l
-    SET status = CASE WHEN f.retry THEN 'retry' ELSE 'done' END,
-        due_at = CASE WHEN f.retry THEN now() + make_interval(secs => f.retry_delay_seconds)
-                      ELSE now() END
+    SET status = CASE WHEN $7::timestamptz IS NOT NULL THEN 'callback'
+                      WHEN f.retry THEN 'retry' ELSE 'done' END,
+        due_at = CASE WHEN $7::timestamptz IS NOT NULL THEN $7::timestamptz
+                      WHEN f.retry THEN now() + make_interval(secs => f.delay)
+                      ELSE now() END,
+        callback_at = $7::timestamptz,
+        callback_agent = $8,
+        closed_reason = CASE WHEN $7::timestamptz IS NOT NULL OR f.retry THEN NULL
+                             WHEN $5 THEN 'attempts_used_up' ELSE $4 END
     FROM lead, found f WHERE l.id = lead.id
     RETURNING l.status, l.due_at
 ),
@@ -115,6 +190,11 @@ claimed AS (
     UPDATE leases SET outcome = $4, note = $6, reported_at = now()
     WHERE id = $1 AND outcome IS NULL AND EXISTS (SELECT 1 FROM lead)
     RETURNING attempt
+),
+suppressed AS (
+    INSERT INTO dnc_entries (account_id, number, note, created_at)
+    SELECT f.account_id, lead.phone_e164, $9, now() FROM found f, lead WHERE $4 = 'do_not_call'
+    ON CONFLICT (account_id, number) DO UPDATE SET expires_at = NULL
 )
 SELECT (SELECT v FROM rev) AS revision, now() AS now, found.outcome, found.deadline,
        found.attempt,
@@ -136,40 +216,37 @@ class PostgresQueueStore:
 
     async def settle(self, campaign_id: int) -> None:
         async with self._connection() as conn:
-            await conn.execute(_SETTLE, campaign_id)
+            await conn.fetch(_SETTLE, campaign_id)
 
     async def lease(self, ask: LeaseAsk) -> list[LeasedLead] | Stale | Stopped:
+        leased: list[LeasedLead] = []
         async with self._connection() as conn:
-            await conn.execute(_SETTLE, ask.campaign_id)
-            rows = await conn.fetch(
-                _LEASES[Routing(ask.routing)],
-                ask.campaign_id,
-                float(ask.lease_seconds),
-                ask.agent_id,
-                ask.skill,
-                ask.revision,
-                ask.count,
-            )
-        first = rows[0]
-        if first["revision"] != ask.revision:
-            return Stale(first["revision"])
-        if not first["running"]:
-            return Stopped()
-        return [
-            LeasedLead(
-                lease_id=row["lease_id"],
-                deadline=row["deadline"],
-                phone_number=row["phone_number"],
-                name=row["name"],
-                priority=row["priority"],
-                agent_id=row["agent_id"],
-                skill=row["skill"],
-                extra=orjson.loads(row["extra"]) if row["extra"] else {},
-                attempt=row["attempts"],
-            )
-            for row in rows
-            if row["lease_id"] is not None
-        ]
+            keys = [row["time_zones"] for row in await conn.fetch(_SETTLE, ask.campaign_id)]
+            open_keys = ask.open_zones(keys)
+            # Each round hands out, closes (listed) or holds (capped) every candidate it
+            # reads, so the next one reads further down the queue.
+            for _ in range(MAX_ROUNDS):
+                rows = await conn.fetch(
+                    _LEASES[Routing(ask.routing)],
+                    ask.campaign_id,
+                    float(ask.lease_seconds),
+                    ask.agent_id,
+                    ask.skill,
+                    ask.revision,
+                    ask.count - len(leased),
+                    open_keys,
+                    ask.account_id,
+                    ask.daily_cap,
+                )
+                first = rows[0]
+                if first["revision"] != ask.revision:
+                    return Stale(first["revision"])
+                if not first["running"]:
+                    return Stopped()
+                leased += [_leased(row) for row in rows if row["lease_id"] is not None]
+                if not first["set_aside"] or len(leased) == ask.count:
+                    break
+        return leased
 
     async def report(self, ask: OutcomeAsk) -> Report | Stale | Refused:
         async with self._connection() as conn:
@@ -181,13 +258,16 @@ class PostgresQueueStore:
                 ask.outcome,
                 ask.retryable,
                 ask.note,
+                ask.callback_at,
+                ask.callback_agent,
+                suppression_note(ask),
             )
         if row["revision"] != ask.revision:
             return Stale(row["revision"])
         if not row["claimed"]:
             return refusal(ask, row["now"], row["outcome"], row["deadline"], found=row["found"])
-        retry_at = row["due_at"] if row["status"] == "retry" else None
-        return Report(ask.lease_id, ask.outcome, row["status"], row["attempt"], retry_at)
+        due = row["due_at"] if row["status"] in (RETRY, CALLBACK) else None
+        return Report(ask.lease_id, ask.outcome, row["status"], row["attempt"], due)
 
     def _connection(self) -> _Connection:
         return _Connection(self)
@@ -232,6 +312,21 @@ class _Connection:
         if isinstance(exc, Exception):
             raise _unavailable(exc) from exc
         outages.succeeded()
+
+
+def _leased(row: asyncpg.Record) -> LeasedLead:
+    return LeasedLead(
+        lease_id=row["lease_id"],
+        deadline=row["deadline"],
+        phone_number=row["phone_number"],
+        name=row["name"],
+        priority=row["priority"],
+        agent_id=row["agent_id"],
+        skill=row["skill"],
+        extra=orjson.loads(row["extra"]) if row["extra"] else {},
+        attempt=row["attempts"],
+        callback=row["callback"],
+    )
 
 
 def _unavailable(exc: Exception) -> Exception:

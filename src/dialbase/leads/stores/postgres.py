@@ -1,12 +1,13 @@
 """The PostgreSQL store: a batch is one statement, one round trip and one commit.
 
-The statement (``_BATCH_SQL``) reads the configuration revision, inserts the missing
-number guards in key order, keeps a lead unless it is stale, or its duplicate check is
-on and it is not the first lead of a newly guarded number, inserts the kept leads in
-arrival order, records the batch's id with its results in ``write_batches``, and returns
-the revision and the (1-based) positions of the kept leads. Leads that carry a campaign
-action are written in an explicit transaction with the actions (campaigns updated in id
-order).
+The statement (``_BATCH_SQL``) reads the configuration revision, sets aside the leads
+whose number is on their account's do-not-call list, inserts the missing number guards
+in key order, keeps a lead unless it is stale, or its duplicate check is on and it is
+not the first lead of a newly guarded number, inserts the kept leads in arrival order
+and their zone keys, records the batch's id with its results in ``write_batches``, and
+returns the revision and the (1-based) positions of the kept and the listed leads.
+Leads that carry a campaign action are written in an explicit transaction with the
+actions (campaigns updated in id order).
 
 Several batches may be in flight on their own connections (``DIALBASE_DB_WRITER_
 CONNECTIONS``): while one waits for its commit, the next is being written. Guards are
@@ -38,10 +39,10 @@ from dialbase.errors import DatabaseUnavailable, database_unavailable, outages
 from dialbase.leads.batch import (
     BatchRefused,
     NewLead,
-    Outcome,
     OutcomeUnknown,
     WriteResult,
     action_result,
+    decide,
     stored_actions,
 )
 
@@ -52,42 +53,56 @@ WITH rev AS (SELECT value AS v FROM config_revision WHERE id = 1),
 input AS (
     SELECT * FROM unnest(
         $1::integer[], $2::text[], $3::text[], $4::integer[], $5::timestamptz[],
-        $6::text[], $7::text[], $8::text[], $9::boolean[], $10::integer[]
-    ) WITH ORDINALITY AS t(c, p, n, pr, e, a, s, x, dup, r, ord)
+        $6::text[], $7::text[], $8::text[], $9::boolean[], $10::integer[], $11::text[],
+        $12::text[]
+    ) WITH ORDINALITY AS t(c, p, n, pr, e, a, s, x, dup, r, q, z, ord)
 ),
 live AS (SELECT * FROM input WHERE r = (SELECT v FROM rev)),
+listed AS (
+    SELECT i.ord FROM live i
+    JOIN campaigns c ON c.id = i.c
+    JOIN dnc_entries d ON d.account_id = c.account_id AND d.number = i.q
+    WHERE d.expires_at IS NULL OR d.expires_at > $13
+),
+open AS (SELECT * FROM live WHERE ord NOT IN (SELECT ord FROM listed)),
 guard AS (
     INSERT INTO campaign_numbers (campaign_id, phone_number)
-    SELECT DISTINCT c, p FROM live ORDER BY c, p
+    SELECT DISTINCT c, q FROM open ORDER BY c, q
     ON CONFLICT DO NOTHING
     RETURNING campaign_id, phone_number
 ),
-firsts AS (SELECT DISTINCT ON (c, p) ord FROM live ORDER BY c, p, ord),
+firsts AS (SELECT DISTINCT ON (c, q) ord FROM open ORDER BY c, q, ord),
 kept AS (
-    SELECT * FROM live
+    SELECT * FROM open
     WHERE NOT dup
        OR (ord IN (SELECT ord FROM firsts)
-           AND (c, p) IN (SELECT campaign_id, phone_number FROM guard))
+           AND (c, q) IN (SELECT campaign_id, phone_number FROM guard))
 ),
 added AS (
     INSERT INTO leads (
-        campaign_id, phone_number, name, priority, expires_at, agent_id, skill, extra,
-        status, attempts, due_at, created_at
+        campaign_id, phone_number, phone_e164, time_zones, name, priority, expires_at,
+        agent_id, skill, extra, status, attempts, due_at, created_at
     )
-    SELECT c, p, n, pr, e, a, s, x::json, 'pending', 0, $11, $11 FROM kept ORDER BY ord
+    SELECT c, p, q, z, n, pr, e, a, s, x::json, 'pending', 0, $13, $13 FROM kept ORDER BY ord
+),
+zoned AS (
+    INSERT INTO campaign_zones (campaign_id, time_zones)
+    SELECT DISTINCT c, z FROM kept ORDER BY c, z
+    ON CONFLICT DO NOTHING
 ),
 recorded AS (
-    INSERT INTO write_batches (id, created_at, revision, kept)
-    SELECT $12, $11, (SELECT v FROM rev), to_json(ARRAY(SELECT ord FROM kept ORDER BY ord))
+    INSERT INTO write_batches (id, created_at, revision, kept, listed)
+    SELECT $14, $13, (SELECT v FROM rev), to_json(ARRAY(SELECT ord FROM kept ORDER BY ord)),
+           to_json(ARRAY(SELECT ord FROM listed ORDER BY ord))
 )
-SELECT (SELECT v FROM rev), ARRAY(SELECT ord FROM kept)
+SELECT (SELECT v FROM rev), ARRAY(SELECT ord FROM kept), ARRAY(SELECT ord FROM listed)
 """
 _ACTION_SQL = "UPDATE campaigns SET running = $1 WHERE id = $2 AND running IS DISTINCT FROM $1"
 _TOMBSTONE_SQL = """
 INSERT INTO write_batches (id, created_at) VALUES ($1, $2)
 ON CONFLICT (id) DO NOTHING RETURNING id
 """
-_RECORDED_SQL = "SELECT revision, kept FROM write_batches WHERE id = $1"
+_RECORDED_SQL = "SELECT revision, kept, listed FROM write_batches WHERE id = $1"
 _PRUNE_SQL = "DELETE FROM write_batches WHERE created_at < $1"
 _RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 SETTLE_SECONDS = 5.0  # how long a batch of unknown outcome is looked up before giving up
@@ -174,8 +189,10 @@ class PostgresBatchStore:
     async def _write_leads(
         self, conn: asyncpg.Connection, batch: Sequence[NewLead], batch_id: str
     ) -> list[WriteResult]:
-        revision, kept = await conn.fetchrow(_BATCH_SQL, *_lead_arrays(batch), utcnow(), batch_id)
-        return _results(batch, revision, kept)
+        revision, kept, listed = await conn.fetchrow(
+            _BATCH_SQL, *_lead_arrays(batch), utcnow(), batch_id
+        )
+        return _results(batch, revision, kept, listed)
 
     async def _settle(
         self, batch: Sequence[NewLead], batch_id: str, cause: BaseException
@@ -189,7 +206,7 @@ class PostgresBatchStore:
                     async with conn.transaction():
                         if await conn.fetchval(_TOMBSTONE_SQL, batch_id, utcnow()) is not None:
                             break  # it did not commit, and now it never will
-                        revision, kept = await conn.fetchrow(_RECORDED_SQL, batch_id)
+                        revision, kept, listed = await conn.fetchrow(_RECORDED_SQL, batch_id)
                 finally:
                     await self._release(conn)
             except Exception as exc:
@@ -201,7 +218,7 @@ class PostgresBatchStore:
                 await asyncio.sleep(0.2)
                 continue
             log.warning("a write batch committed though its connection failed")
-            results = _results(batch, revision, orjson.loads(kept))
+            results = _results(batch, revision, orjson.loads(kept), orjson.loads(listed or "[]"))
             for lead, result in stored_actions(batch, results):
                 result.action = action_result(lead, True)  # the change itself is not known
             return results
@@ -224,13 +241,13 @@ class PostgresBatchStore:
             await self._pool.close()
 
 
-def _results(batch: Sequence[NewLead], revision: int, kept: Sequence[int]) -> list[WriteResult]:
+def _results(
+    batch: Sequence[NewLead], revision: int, kept: Sequence[int], listed: Sequence[int]
+) -> list[WriteResult]:
     """Each lead's fate, as the batch statement decided it."""
-    stored = set(kept)
+    stored, refused = set(kept), set(listed)
     return [
-        WriteResult(Outcome.STALE, revision=revision)
-        if lead.revision != revision
-        else WriteResult(Outcome.STORED if position in stored else Outcome.DUPLICATE)
+        decide(lead, revision, listed=position in refused, new_number=position in stored)
         for position, lead in enumerate(batch, start=1)
     ]
 
@@ -247,4 +264,6 @@ def _lead_arrays(leads: Sequence[NewLead]) -> list[list[Any]]:
         [orjson.dumps(lead.extra).decode() for lead in leads],
         [lead.check_duplicate for lead in leads],
         [lead.revision for lead in leads],
+        [lead.phone_e164 for lead in leads],
+        [lead.time_zones for lead in leads],
     ]

@@ -30,10 +30,18 @@ _REVISION_SQL = "SELECT value FROM config_revision WHERE id = 1"
 _GUARD_SQL = (
     "INSERT INTO campaign_numbers (campaign_id, phone_number) VALUES (?, ?) ON CONFLICT DO NOTHING"
 )
+_LISTED_SQL = """
+SELECT 1 FROM dnc_entries
+WHERE account_id = (SELECT account_id FROM campaigns WHERE id = ?) AND number = ?
+  AND (expires_at IS NULL OR expires_at > ?)
+"""
 _LEAD_SQL = (
-    "INSERT INTO leads (campaign_id, phone_number, name, priority, expires_at, agent_id,"
-    " skill, extra, status, attempts, due_at, created_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?)"
+    "INSERT INTO leads (campaign_id, phone_number, phone_e164, time_zones, name, priority,"
+    " expires_at, agent_id, skill, extra, status, attempts, due_at, created_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?)"
+)
+_ZONES_SQL = (
+    "INSERT INTO campaign_zones (campaign_id, time_zones) VALUES (?, ?) ON CONFLICT DO NOTHING"
 )
 _ACTION_SQL = "UPDATE campaigns SET running = ? WHERE id = ? AND running != ?"
 
@@ -56,14 +64,25 @@ class SQLiteBatchStore:
 
 def _write_in_transaction(conn: sqlite3.Connection, batch: Sequence[NewLead]) -> list[WriteResult]:
     revision = conn.execute(_REVISION_SQL).fetchone()[0]
-    results = [decide(lead, revision, new_number=_guard(conn, lead, revision)) for lead in batch]
     now = sqlite_instant(utcnow())
+    results = []
+    for lead in batch:
+        listed = lead.revision == revision and _listed(conn, lead, now)
+        new_number = not listed and _guard(conn, lead, revision)
+        results.append(decide(lead, revision, listed=listed, new_number=new_number))
+    stored = [
+        lead
+        for lead, result in zip(batch, results, strict=True)
+        if result.outcome is Outcome.STORED
+    ]
     conn.executemany(
         _LEAD_SQL,
         [
             (
                 lead.campaign_id,
                 lead.phone_number,
+                lead.phone_e164,
+                lead.time_zones,
                 lead.name,
                 lead.priority,
                 sqlite_instant(lead.expires_at) if lead.expires_at else None,
@@ -73,10 +92,10 @@ def _write_in_transaction(conn: sqlite3.Connection, batch: Sequence[NewLead]) ->
                 now,
                 now,
             )
-            for lead, result in zip(batch, results, strict=True)
-            if result.outcome is Outcome.STORED
+            for lead in stored
         ],
     )
+    conn.executemany(_ZONES_SQL, sorted({(lead.campaign_id, lead.time_zones) for lead in stored}))
     for lead, result in stored_actions(batch, results):
         running = 1 if lead.action == "start" else 0
         changed = conn.execute(_ACTION_SQL, (running, lead.campaign_id, running)).rowcount
@@ -84,8 +103,15 @@ def _write_in_transaction(conn: sqlite3.Connection, batch: Sequence[NewLead]) ->
     return results
 
 
+def _listed(conn: sqlite3.Connection, lead: NewLead, now: str) -> bool:
+    """Whether the lead's number is on its account's do-not-call list."""
+    return (
+        conn.execute(_LISTED_SQL, (lead.campaign_id, lead.phone_e164, now)).fetchone() is not None
+    )
+
+
 def _guard(conn: sqlite3.Connection, lead: NewLead, revision: int) -> bool:
     """Insert the lead's number guard; whether it was new (a stale lead guards nothing)."""
     if lead.revision != revision:
         return False
-    return conn.execute(_GUARD_SQL, (lead.campaign_id, lead.phone_number)).rowcount == 1
+    return conn.execute(_GUARD_SQL, (lead.campaign_id, lead.phone_e164)).rowcount == 1
