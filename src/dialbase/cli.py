@@ -69,6 +69,13 @@ register_stats(campaign_app)
 
 Name = Annotated[str, typer.Option("--name", help="The campaign's name.")]
 CsvList = Annotated[str | None, typer.Option(help="Comma-separated list.")]
+DefaultCountry = Annotated[
+    str | None,
+    typer.Option(
+        help='ISO 3166 code (e.g. IN) of numbers sent without a country prefix; "" for none.'
+    ),
+]
+DAILY_ATTEMPTS_HELP = "Most hand-outs of one number in any 24 hours (0 to 1000; 0: no cap)."
 
 
 def _split(values: str | None) -> list[str] | None:
@@ -189,6 +196,8 @@ def account_create(
     auth_mode: Annotated[str, typer.Option(help="BASIC_AUTH, TOKEN_AUTH or NONE.")] = "BASIC_AUTH",
     timezone: Annotated[str, typer.Option(help="IANA time zone.")] = "UTC",
     rate_limit: Annotated[int, typer.Option(help="Requests per minute.")] = 100,
+    default_country: DefaultCountry = None,
+    max_daily_attempts: Annotated[int, typer.Option(help=DAILY_ATTEMPTS_HELP)] = 0,
     database_url: DatabaseURL = None,
     json: JsonFlag = False,
 ) -> None:
@@ -203,8 +212,10 @@ def account_create(
             auth_mode=auth_mode,
             timezone=timezone,
             rate_limit=rate_limit,
+            default_country=default_country,
+            max_daily_attempts=max_daily_attempts,
         )
-        return accounts.account_view(account), key
+        return accounts.account_detail(account), key
 
     view, key = with_session(settings_for(database_url), work, access="write")
     if json:
@@ -221,16 +232,24 @@ def account_update(
     auth_mode: Annotated[str | None, typer.Option(help="BASIC_AUTH, TOKEN_AUTH or NONE.")] = None,
     timezone: Annotated[str | None, typer.Option(help="IANA time zone.")] = None,
     rate_limit: Annotated[int | None, typer.Option(help="Requests per minute.")] = None,
+    default_country: DefaultCountry = None,
+    max_daily_attempts: Annotated[int | None, typer.Option(help=DAILY_ATTEMPTS_HELP)] = None,
     database_url: DatabaseURL = None,
     json: JsonFlag = False,
 ) -> None:
-    """Change an account's settings."""
+    """Change an account's settings (every running server sees the change at once)."""
 
     async def work(session: AsyncSession) -> dict[str, object]:
         account = await accounts.update_account(
-            session, username, auth_mode=auth_mode, timezone=timezone, rate_limit=rate_limit
+            session,
+            username,
+            auth_mode=auth_mode,
+            timezone=timezone,
+            rate_limit=rate_limit,
+            default_country=default_country,
+            max_daily_attempts=max_daily_attempts,
         )
-        return accounts.account_view(account)
+        return accounts.account_detail(account)
 
     _show(with_session(settings_for(database_url), work, access="write"), json)
 
@@ -240,7 +259,7 @@ def account_show(username: Username, database_url: DatabaseURL = None, json: Jso
     """Show an account's settings (never its key)."""
 
     async def work(session: AsyncSession) -> dict[str, object]:
-        return accounts.account_view(await accounts.get_account(session, username))
+        return accounts.account_detail(await accounts.get_account(session, username))
 
     _show(with_session(settings_for(database_url), work), json)
 
@@ -335,7 +354,17 @@ def campaign_show(
         campaign = await campaigns.get_campaign(session, username, name)
         return await campaigns.campaign_view(session, campaign)
 
-    _show(with_session(settings_for(database_url), work), json)
+    _show_campaign(with_session(settings_for(database_url), work), json)
+
+
+def _show_campaign(view: dict[str, object], json: bool) -> None:
+    """As ``_show``; the table spells retry delays as ``--retry-delays`` takes them."""
+    if json:
+        print_json(view)
+        return
+    delays = view["retryDelays"]
+    assert isinstance(delays, dict)
+    print_fields({**view, "retryDelays": campaigns.format_retry_delays(delays) or None})
 
 
 @campaign_app.command("list")
@@ -365,12 +394,30 @@ def campaign_update(
     retry_delay: Annotated[int | None, typer.Option(help="Seconds between attempts.")] = None,
     agents: CsvList = None,
     skills: CsvList = None,
+    calling_hours: Annotated[
+        str | None,
+        typer.Option(
+            help='When leads may be dialed, in their local time, e.g. "mon-fri 09:00-20:00,'
+            ' sat 10:00-16:00"; "" for any time.'
+        ),
+    ] = None,
+    retry_delays: Annotated[
+        str | None,
+        typer.Option(
+            help="Seconds before the next attempt after an outcome, overriding --retry-delay,"
+            ' e.g. "no_answer=600,busy=120,failed=1800"; "" for none.'
+        ),
+    ] = None,
     database_url: DatabaseURL = None,
     json: JsonFlag = False,
 ) -> None:
-    """Change a campaign's retry policy, agents or skills."""
+    """Change a campaign's retry policy, calling hours, agents or skills.
+
+    Every running server sees the change at once.
+    """
 
     async def work(session: AsyncSession) -> dict[str, object]:
+        delays = None if retry_delays is None else campaigns.parse_retry_delays(retry_delays)
         campaign = await campaigns.update_campaign(
             session,
             username,
@@ -379,10 +426,12 @@ def campaign_update(
             retry_delay=retry_delay,
             agents=_split(agents),
             skills=_split(skills),
+            calling_hours=calling_hours,
+            retry_delays=delays,
         )
         return await campaigns.campaign_view(session, campaign)
 
-    _show(with_session(settings_for(database_url), work, access="write"), json)
+    _show_campaign(with_session(settings_for(database_url), work, access="write"), json)
 
 
 def _set_running(username: str, name: str, running: bool, database_url: str | None) -> None:

@@ -35,10 +35,19 @@ async def set_campaign(
     running: bool | None = None,
     max_attempts: int | None = None,
     retry_delay: int | None = None,
+    calling_hours: str | None = None,
+    retry_delays: dict[str, int] | None = None,
 ) -> None:
+    """Change acme's campaign; ``None`` leaves a setting as it is ("" and {} clear)."""
     async with session_scope(sessions) as session:
         await update_campaign(
-            session, "acme", name, max_attempts=max_attempts, retry_delay=retry_delay
+            session,
+            "acme",
+            name,
+            max_attempts=max_attempts,
+            retry_delay=retry_delay,
+            calling_hours=calling_hours,
+            retry_delays=retry_delays,
         )
         if running is not None:
             await set_running(session, await get_campaign(session, "acme", name), running)

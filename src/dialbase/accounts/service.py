@@ -11,10 +11,12 @@ from sqlalchemy import case, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from dialbase import phones
 from dialbase.accounts.models import Account, AuthMode, ConfigRevision
 from dialbase.errors import Conflict, Invalid, NotFound
 
 MAX_RATE_LIMIT = 1_000_000_000
+MAX_DAILY_ATTEMPTS = 1000
 
 
 def hash_api_key(api_key: str) -> str:
@@ -50,6 +52,22 @@ def check_rate_limit(limit: int) -> int:
     if not 1 <= limit <= MAX_RATE_LIMIT:
         raise Invalid(f"rate limit must be between 1 and {MAX_RATE_LIMIT} requests per minute")
     return limit
+
+
+def check_default_country(code: str) -> str | None:
+    """An ISO 3166 code, upper-cased; ``""`` (or blanks) means none."""
+    if not code.strip():
+        return None
+    try:
+        return phones.check_country(code)
+    except ValueError as exc:
+        raise Invalid(str(exc)) from exc
+
+
+def check_max_daily_attempts(count: int) -> int:
+    if not 0 <= count <= MAX_DAILY_ATTEMPTS:
+        raise Invalid(f"max daily attempts must be between 0 (no cap) and {MAX_DAILY_ATTEMPTS}")
+    return count
 
 
 MIN_API_KEY_CHARS = 8
@@ -92,8 +110,15 @@ async def create_account(
     auth_mode: str = AuthMode.BASIC_AUTH.value,
     timezone: str = "UTC",
     rate_limit: int = 100,
+    default_country: str | None = None,
+    max_daily_attempts: int = 0,
 ) -> tuple[Account, str]:
-    """Create an account; returns it with its API key in clear (shown once, never stored)."""
+    """Create an account; returns it with its API key in clear (shown once, never stored).
+
+    ``default_country`` (ISO 3166, ``None`` or ``""``: none) is the country of numbers
+    sent without a prefix; ``max_daily_attempts`` caps how often a number is handed out in
+    any 24 hours (0: no cap).
+    """
     username = username.strip()
     if not username:
         raise Invalid("a user name must not be blank")
@@ -104,6 +129,8 @@ async def create_account(
         auth_mode=check_auth_mode(auth_mode),
         timezone=check_timezone(timezone),
         rate_limit=check_rate_limit(rate_limit),
+        default_country=check_default_country(default_country or ""),
+        max_daily_attempts=check_max_daily_attempts(max_daily_attempts),
     )
     session.add(account)
     try:
@@ -129,7 +156,10 @@ async def update_account(
     timezone: str | None = None,
     rate_limit: int | None = None,
     api_key: str | None = None,
+    default_country: str | None = None,
+    max_daily_attempts: int | None = None,
 ) -> Account:
+    """Change the settings given (``None``: unchanged; ``default_country=""`` clears it)."""
     account = await get_account(session, username)
     if auth_mode is not None:
         account.auth_mode = check_auth_mode(auth_mode)
@@ -139,6 +169,10 @@ async def update_account(
         account.rate_limit = check_rate_limit(rate_limit)
     if api_key is not None:
         account.api_key_hash = hash_api_key(check_api_key(api_key))
+    if default_country is not None:
+        account.default_country = check_default_country(default_country)
+    if max_daily_attempts is not None:
+        account.max_daily_attempts = check_max_daily_attempts(max_daily_attempts)
     await session.flush()
     await bump_revision(session)
     return account
@@ -172,10 +206,23 @@ async def authenticate(session: AsyncSession, username: str, api_key: str) -> Ac
 
 
 def account_view(account: Account) -> dict[str, object]:
+    """An account as ``account list`` shows it (one table row)."""
     return {
         "username": account.username,
         "authMode": account.auth_mode,
         "timezone": account.timezone,
         "rateLimit": account.rate_limit,
         "createdAt": account.created_at.isoformat(),
+    }
+
+
+def account_detail(account: Account) -> dict[str, object]:
+    """An account with its dialing rules, as ``account show`` (and create, update) show it."""
+    view = account_view(account)
+    created = view.pop("createdAt")
+    return {
+        **view,
+        "defaultCountry": account.default_country,
+        "maxDailyAttempts": account.max_daily_attempts,
+        "createdAt": created,
     }

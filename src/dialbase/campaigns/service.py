@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, null, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialbase.accounts.models import Account
 from dialbase.accounts.service import bump_revision, get_account
 from dialbase.campaigns.models import Campaign, DialType, Direction, Routing
+from dialbase.dialer import hours
+from dialbase.dialer.models import RETRYABLE, Outcome
 from dialbase.errors import Conflict, Invalid, NotFound
 from dialbase.leads.models import Lead
 
 MAX_ATTEMPTS_LIMIT = 100
 MAX_RETRY_DELAY = 30 * 24 * 3600
+MAX_CALLING_HOURS_CHARS = 1000  # the column's length
+# The outcomes a delay may be named for, in the order they are kept and shown.
+DELAYED_OUTCOMES = tuple(o.value for o in Outcome if o in RETRYABLE)
+_DELAY_ITEM = re.compile(r"(?P<outcome>[A-Za-z_]+)\s*=\s*(?P<seconds>[+-]?\d+)")
+_DELAYS_EXAMPLE = '"no_answer=600,busy=120,failed=1800"'
 
 
 def _choice(kind: type[DialType] | type[Direction] | type[Routing], value: str, what: str) -> str:
@@ -38,6 +46,60 @@ def _check_retry(max_attempts: int | None, retry_delay: int | None) -> None:
         raise Invalid(f"max attempts must be between 1 and {MAX_ATTEMPTS_LIMIT}")
     if retry_delay is not None and not 0 <= retry_delay <= MAX_RETRY_DELAY:
         raise Invalid(f"retry delay must be between 0 and {MAX_RETRY_DELAY} seconds")
+
+
+def check_calling_hours(text: str) -> str | None:
+    """Calling hours in their canonical spelling; ``""`` (or blanks) means none."""
+    try:
+        parsed = hours.parse(text)
+    except hours.HoursError as exc:
+        raise Invalid(f"calling hours: {exc}") from exc
+    if parsed is None:
+        return None
+    if len(parsed.text) > MAX_CALLING_HOURS_CHARS:
+        raise Invalid(f"calling hours must fit in {MAX_CALLING_HOURS_CHARS} characters")
+    return parsed.text
+
+
+def parse_retry_delays(text: str) -> dict[str, int]:
+    """``"no_answer=600,busy=120"`` as a mapping; ``""`` (or blanks) is the empty one."""
+    if not text.strip():
+        return {}
+    delays: dict[str, int] = {}
+    for raw in text.split(","):
+        if not raw.strip():
+            raise Invalid(f"retry delays: an empty item in {text!r}: like {_DELAYS_EXAMPLE}")
+        match = _DELAY_ITEM.fullmatch(raw.strip())
+        if match is None:
+            raise Invalid(
+                f"retry delays: cannot read {raw.strip()!r}: write outcome=seconds pairs,"
+                f" like {_DELAYS_EXAMPLE}"
+            )
+        outcome = match["outcome"].lower()
+        if outcome in delays:
+            raise Invalid(f"retry delays: {outcome!r} is given more than once")
+        delays[outcome] = int(match["seconds"])
+    return check_retry_delays(delays)
+
+
+def format_retry_delays(delays: Mapping[str, int]) -> str:
+    """The written form ``parse_retry_delays`` reads (``""`` for none)."""
+    return ",".join(f"{outcome}={seconds}" for outcome, seconds in delays.items())
+
+
+def check_retry_delays(delays: Mapping[str, int]) -> dict[str, int]:
+    """Delays by outcome, retryable outcomes only, kept in ``DELAYED_OUTCOMES`` order."""
+    allowed = ", ".join(DELAYED_OUTCOMES)
+    for outcome, seconds in delays.items():
+        if outcome not in DELAYED_OUTCOMES:
+            known = outcome in {o.value for o in Outcome}
+            why = "is not retried" if known else "is not an outcome"
+            raise Invalid(f"retry delays: {outcome!r} {why}: name only {allowed}")
+        if not 0 <= seconds <= MAX_RETRY_DELAY:
+            raise Invalid(
+                f"retry delays: {outcome} must be between 0 and {MAX_RETRY_DELAY} seconds"
+            )
+    return {o: int(delays[o]) for o in DELAYED_OUTCOMES if o in delays}
 
 
 async def create_campaign(
@@ -101,9 +163,18 @@ async def update_campaign(
     retry_delay: int | None = None,
     agents: Sequence[str] | None = None,
     skills: Sequence[str] | None = None,
+    calling_hours: str | None = None,
+    retry_delays: Mapping[str, int] | None = None,
 ) -> Campaign:
+    """Change the settings given (``None``: unchanged).
+
+    ``calling_hours=""`` removes the hours (dial any time); ``retry_delays={}`` removes
+    the per-outcome delays (``retry_delay`` then applies to every outcome).
+    """
     campaign = await get_campaign(session, username, name)
     _check_retry(max_attempts, retry_delay)
+    hours_text = check_calling_hours(calling_hours) if calling_hours is not None else None
+    delays = check_retry_delays(retry_delays) if retry_delays is not None else None
     if max_attempts is not None:
         campaign.max_attempts = max_attempts
     if retry_delay is not None:
@@ -112,7 +183,14 @@ async def update_campaign(
         campaign.agents = _names(agents, "agents")
     if skills is not None:
         campaign.skills = _names(skills, "skills")
+    if calling_hours is not None:
+        campaign.calling_hours = hours_text
+    if delays is not None:
+        # None would be stored as JSON's null in a JSON column; null() is SQL NULL.
+        campaign.retry_delays = delays or null()
     await session.flush()
+    if delays == {}:
+        await session.refresh(campaign, ["retry_delays"])  # null() left it unloaded
     await bump_revision(session)
     return campaign
 
@@ -175,5 +253,7 @@ def _view(campaign: Campaign, leads: int) -> dict[str, object]:
         "skills": list(campaign.skills),
         "maxAttempts": campaign.max_attempts,
         "retryDelaySeconds": campaign.retry_delay_seconds,
+        "retryDelays": dict(campaign.retry_delays or {}),
+        "callingHours": campaign.calling_hours,
         "leadCount": leads,
     }
