@@ -46,6 +46,7 @@ async def test_a_lease_lists_lease_id_deadline_and_the_lead(client, sessionmaker
         "skill": None,
         "extra": {"city": "Pune"},
         "attempt": 1,
+        "callback": False,
     }
 
 
@@ -189,6 +190,8 @@ async def test_stats_count_leads_by_state_attempts_and_connects(client, sessionm
         "pending": 1,
         "leased": 1,
         "retryScheduled": 1,
+        "callbackScheduled": 0,
+        "held": 0,
         "done": 1,
         "expired": 1,
     }
@@ -200,6 +203,7 @@ async def test_stats_count_leads_by_state_attempts_and_connects(client, sessionm
         "failed": 0,
         "invalid_number": 0,
         "do_not_call": 0,
+        "callback": 0,
         "lapsed": 0,
     }
     assert [p["priority"] for p in body["byPriority"]] == [2, 1]

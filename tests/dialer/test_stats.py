@@ -48,7 +48,16 @@ def _leads() -> list[dict]:
     ]
 
 
-EXPECTED = {"total": 10, "pending": 3, "leased": 1, "retryScheduled": 1, "done": 2, "expired": 3}
+EXPECTED = {
+    "total": 10,
+    "pending": 3,
+    "leased": 1,
+    "retryScheduled": 1,
+    "callbackScheduled": 0,
+    "held": 0,
+    "done": 2,
+    "expired": 3,
+}
 
 
 async def _statuses(sessionmaker) -> list[tuple[str, str]]:

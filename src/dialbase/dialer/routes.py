@@ -11,16 +11,20 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, NoReturn
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialbase.accounts.models import Account
 from dialbase.accounts.service import authenticate
+from dialbase.compat import fields
 from dialbase.compat.directory import AccountInfo
 from dialbase.db import session_scope
-from dialbase.dialer import service
+from dialbase.dialer import insight, service
 from dialbase.dialer.schemas import (
+    ExplainedLeadOut,
+    ExplainOut,
+    ForecastOut,
     LeaseList,
     LeaseOut,
     LeaseRequest,
@@ -31,7 +35,7 @@ from dialbase.dialer.schemas import (
     problem_responses,
 )
 from dialbase.dialer.stats import campaign_stats
-from dialbase.errors import RateLimited, Unauthorized
+from dialbase.errors import Invalid, RateLimited, Unauthorized
 from dialbase.services import services_of
 
 PREFIX = "/v1"
@@ -122,6 +126,35 @@ async def report_outcome(
         agent_id=body.agent_id,
     )
     return OutcomeOut.of(report)
+
+
+@router.get("/campaigns/{campaign:path}/leads", response_model=ExplainOut)
+async def explain_leads(
+    campaign: str,
+    request: Request,
+    credentials: Credentials,
+    phone_number: Annotated[str, Query(alias="phoneNumber", max_length=32)],
+) -> ExplainOut:
+    """The campaign's leads of a number (compared in E.164 form): whether each is dialable
+    now, why not, and from when."""
+    if fields.phone_number(phone_number) is None:
+        raise Invalid("phoneNumber: + optional, then 3 to 16 digits")
+    now = services_of(request).dialer.clock()
+    async with account_scope(request, credentials, read_only=True) as (session, account):
+        found = await service.account_campaign(session, account, campaign)
+        leads = await insight.explain_number(session, account, found, phone_number, now)
+    return ExplainOut(campaign=found.name, at=now, leads=[ExplainedLeadOut.of(x) for x in leads])
+
+
+@router.get("/campaigns/{campaign:path}/forecast", response_model=ForecastOut)
+async def forecast(campaign: str, request: Request, credentials: Credentials) -> ForecastOut:
+    """The campaign's queued leads: dialable now, blocked by reason, and how many become
+    dialable in each of the next 24 hours."""
+    now = services_of(request).dialer.clock()
+    async with account_scope(request, credentials, read_only=True) as (session, account):
+        found = await service.account_campaign(session, account, campaign)
+        result = await insight.campaign_forecast(session, account, found, now)
+    return ForecastOut.of(found.name, result)
 
 
 @router.get("/campaigns/{campaign:path}/stats", response_model=StatsOut)

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from dialbase.dialer.explain import Explained, Forecast, reason_codes
 from dialbase.dialer.models import Outcome
 from dialbase.dialer.service import (
     DEFAULT_LEASE_SECONDS,
@@ -126,6 +127,8 @@ class LeadCounts(Shape):
     pending: int = Field(description="Due now: new, retry time come, or lease lapsed.")
     leased: int
     retry_scheduled: int
+    callback_scheduled: int = Field(description="Callbacks, due or booked for later.")
+    held: int = Field(description="Waiting for the number's 24-hour attempt cap.")
     done: int
     expired: int
 
@@ -136,6 +139,8 @@ class LeadCounts(Shape):
             pending=leads["pending"],
             leased=leads["leased"],
             retry_scheduled=leads["retry"],
+            callback_scheduled=leads["callback"],
+            held=leads["held"],
             done=leads["done"],
             expired=leads["expired"],
         )
@@ -185,6 +190,77 @@ class StatsOut(Shape):
             leases=stats.leases,
             next_retry_at=stats.next_retry_at,
             by_priority=[PriorityOut.of(p) for p in stats.by_priority],
+        )
+
+
+class ReasonOut(Shape):
+    code: str = Field(description="One of: " + ", ".join(reason_codes()) + ".")
+    message: str
+    until: datetime | None = Field(default=None, description="When this reason ends, if known.")
+
+
+class ExplainedLeadOut(Shape):
+    lead_id: int
+    phone_number: str = Field(description="As sent.")
+    status: str
+    time_zones: list[str] = Field(description="The zones its calling hours are read in.")
+    dialable: bool = Field(description="Whether a lease could hand it out now.")
+    reasons: list[ReasonOut] = Field(description="Why not (empty when dialable).")
+    next_dialable_at: datetime | None = Field(
+        description="The first instant it can be dialed (if the campaign runs); null: never."
+    )
+
+    @classmethod
+    def of(cls, lead: Explained) -> ExplainedLeadOut:
+        return cls(
+            lead_id=lead.lead_id,
+            phone_number=lead.phone_number,
+            status=lead.status,
+            time_zones=list(lead.time_zones),
+            dialable=lead.dialable,
+            reasons=[
+                ReasonOut(code=r.code, message=r.message, until=r.until) for r in lead.reasons
+            ],
+            next_dialable_at=lead.next_dialable_at,
+        )
+
+
+class ExplainOut(Shape):
+    campaign: str
+    at: datetime
+    leads: list[ExplainedLeadOut] = Field(description="The number's leads, oldest first.")
+
+
+class HourOut(Shape):
+    start: datetime
+    become_dialable: int
+
+
+class ForecastOut(Shape):
+    campaign: str
+    at: datetime
+    running: bool
+    queued: int = Field(description="Leads not finished: pending, leased, retry, held, callback.")
+    dialable_now: int
+    blocked: dict[str, int] = Field(description="Queued leads not dialable now, by main reason.")
+    next_hours: list[HourOut] = Field(
+        description="Leads that become dialable in each of the next 24 hours."
+    )
+    later: int = Field(description="Leads that become dialable after those 24 hours.")
+    never: int = Field(description="Queued leads that will not become dialable.")
+
+    @classmethod
+    def of(cls, campaign: str, found: Forecast) -> ForecastOut:
+        return cls(
+            campaign=campaign,
+            at=found.at,
+            running=found.running,
+            queued=found.queued,
+            dialable_now=found.dialable_now,
+            blocked=found.blocked,
+            next_hours=[HourOut(start=start, become_dialable=n) for start, n in found.hours],
+            later=found.later,
+            never=found.never,
         )
 
 
