@@ -384,6 +384,10 @@ async def test_max_daily_attempts_changed_by_the_cli_apply_to_the_next_lease(
     assert await lease_phones(client) == ["9200000002"]
     assert await lease_phones(client) == []
 
+    # Lifting the cap frees the held lead at once (it does not wait out its 24 hours).
+    await _cli(url, "account", "update", *ACCOUNT, "--max-daily-attempts", "0")
+    assert await lease_phones(client) == ["9200000001"]
+
 
 async def test_default_country_changed_by_the_cli_makes_local_and_e164_numbers_one(backend, client):
     url = backend.database_url

@@ -33,10 +33,17 @@ async def configure(
 ) -> None:
     """Settings straight in the database, with the revision moved as the CLI moves it."""
     async with session_scope(sessions) as session:
-        values: dict[str, Any] = {"calling_hours": hours, "retry_delays": retry_delays}
+        values: dict[str, Any] = {}
+        if hours is not None:
+            values["calling_hours"] = hours
+        if retry_delays is not None:
+            values["retry_delays"] = retry_delays
         if max_attempts is not None:
             values["max_attempts"] = max_attempts
-        await session.execute(update(Campaign).where(Campaign.name == campaign).values(**values))
+        if values:
+            await session.execute(
+                update(Campaign).where(Campaign.name == campaign).values(**values)
+            )
         if account:
             await session.execute(
                 update(Account).where(Account.username == "acme").values(**account)

@@ -13,6 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialbase import phones
 from dialbase.accounts.models import Account, AuthMode, ConfigRevision
+from dialbase.campaigns.models import Campaign
+from dialbase.db import utcnow
+from dialbase.leads.models import Lead, LeadStatus
 from dialbase.errors import Conflict, Invalid, NotFound
 
 MAX_RATE_LIMIT = 1_000_000_000
@@ -173,9 +176,21 @@ async def update_account(
         account.default_country = check_default_country(default_country)
     if max_daily_attempts is not None:
         account.max_daily_attempts = check_max_daily_attempts(max_daily_attempts)
+        await _recheck_held_leads(session, account.id)
     await session.flush()
     await bump_revision(session)
     return account
+
+
+async def _recheck_held_leads(session: AsyncSession, account_id: int) -> None:
+    """Leads the attempt cap held back are due now: the next lease checks them against
+    the new cap (a raised or lifted cap frees them at once, a lower one holds them again)."""
+    campaigns = select(Campaign.id).where(Campaign.account_id == account_id)
+    await session.execute(
+        update(Lead)
+        .where(Lead.campaign_id.in_(campaigns), Lead.status == LeadStatus.HELD.value)
+        .values(due_at=utcnow())
+    )
 
 
 async def rotate_api_key(
