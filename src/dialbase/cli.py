@@ -37,7 +37,8 @@ from dialbase.demo import (
     read_demo_key,
     save_demo_key,
 )
-from dialbase.dialer.cli import dialer_app, register_stats
+from dialbase.dialer.cli import dialer_app
+from dialbase.dialer.cli import register as register_dialer_commands
 from dialbase.errors import Invalid
 from dialbase.leads.service import EXPORT_FIELDS, iter_leads
 
@@ -58,14 +59,14 @@ def _group(text: str) -> typer.Typer:
 
 account_app = _group("Create, list and change accounts.")
 campaign_app = _group("Create, list, change, start and stop campaigns.")
-leads_app = _group("Read leads back out.")
+leads_app = _group("Read leads back out; say why one is not being dialed.")
 db_app = _group("Database schema.")
 app.add_typer(account_app, name="account")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(leads_app, name="leads")
 app.add_typer(db_app, name="db")
 app.add_typer(dialer_app, name="dialer")
-register_stats(campaign_app)
+register_dialer_commands(campaign_app, leads_app)
 
 Name = Annotated[str, typer.Option("--name", help="The campaign's name.")]
 CsvList = Annotated[str | None, typer.Option(help="Comma-separated list.")]

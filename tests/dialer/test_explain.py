@@ -3,11 +3,15 @@ then does at the predicted times."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import update
+from typer.testing import CliRunner
 
+from dialbase.cli import app
 from dialbase.db import session_scope, utcnow
 from dialbase.leads.models import Lead
 from tests.dialer.helpers import AUTH, lease_phones, report, running_campaign
@@ -143,3 +147,37 @@ async def test_explain_refuses_a_malformed_number_and_unknown_campaigns(client, 
     )
     assert response.status_code == 404
     assert await explain(client, "5550000") == []
+
+
+async def test_the_cli_explains_and_forecasts_as_the_api_does(client, sessionmaker, backend):
+    await running_campaign(sessionmaker)
+    await configure(sessionmaker, hours="mon-sun 00:00-00:01")  # one minute a day
+    await add(client, KOLKATA)
+    url = ("--database-url", backend.database_url)
+    explained = await asyncio.to_thread(
+        CliRunner().invoke,
+        app,
+        ["leads", "explain", "--username", "acme", "--campaign", "Sales"]
+        + [KOLKATA, "--json", *url],
+    )
+    assert explained.exit_code == 0, explained.output
+    api = await explain(client, KOLKATA)
+    [lead] = json.loads(explained.output)
+    assert [r["code"] for r in lead["reasons"]] == [r["code"] for r in api[0]["reasons"]]
+    assert lead["nextDialableAt"] == api[0]["nextDialableAt"]
+    shown = await asyncio.to_thread(
+        CliRunner().invoke,
+        app,
+        ["campaign", "forecast", "--username", "acme", "--name", "Sales", *url],
+    )
+    assert shown.exit_code == 0, shown.output
+    assert "blocked.outside_calling_hours  1" in shown.output
+    bad = await asyncio.to_thread(
+        CliRunner().invoke,
+        app,
+        ["leads", "explain", "--username", "acme", "--campaign", "Sales"] + ["98a", *url],
+    )
+    assert (bad.exit_code, bad.output.strip()) == (
+        1,
+        "error: the number must be + optional, then 3 to 16 digits",
+    )

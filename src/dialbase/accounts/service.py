@@ -15,8 +15,8 @@ from dialbase import phones
 from dialbase.accounts.models import Account, AuthMode, ConfigRevision
 from dialbase.campaigns.models import Campaign
 from dialbase.db import utcnow
-from dialbase.leads.models import Lead, LeadStatus
 from dialbase.errors import Conflict, Invalid, NotFound
+from dialbase.leads.models import Lead, LeadStatus
 
 MAX_RATE_LIMIT = 1_000_000_000
 MAX_DAILY_ATTEMPTS = 1000

@@ -1,4 +1,5 @@
-"""``dialbase dialer simulate`` and ``dialbase campaign stats``: thin, over the services."""
+"""``dialbase dialer simulate``, ``campaign stats``, ``campaign forecast`` and ``leads
+explain``: thin, over the services (the same answers as the ``/v1`` API)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,11 @@ from dialbase.cli_common import (
     settings_for,
     with_session,
 )
-from dialbase.dialer.schemas import StatsOut
+from dialbase.compat import fields
+from dialbase.db import utcnow
+from dialbase.dialer import insight
+from dialbase.dialer.schemas import ExplainedLeadOut, ForecastOut, StatsOut
+from dialbase.dialer.service import account_campaign
 from dialbase.dialer.simulate import Api, ApiError, Options, Simulator, outcome_line, summary
 from dialbase.dialer.stats import campaign_stats
 
@@ -56,8 +61,71 @@ def stats_command(
         typer.echo(f"priority {row['priority']}: {counts}")
 
 
-def register_stats(campaign_app: typer.Typer) -> None:
+def forecast_command(
+    username: Username,
+    name: Annotated[str, typer.Option("--name", help="The campaign's name.")],
+    database_url: DatabaseURL = None,
+    json: JsonFlag = False,
+) -> None:
+    """Show a campaign's queued leads: dialable now, blocked by reason, and how many
+    become dialable in each of the next 24 hours (as GET /v1/.../forecast)."""
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        account = await get_account(session, username)
+        campaign = await account_campaign(session, account, name)
+        found = await insight.campaign_forecast(session, account, campaign, utcnow())
+        return ForecastOut.of(campaign.name, found).model_dump(mode="json", by_alias=True)
+
+    view = with_session(settings_for(database_url), work)
+    if json:
+        print_json(view)
+        return
+    hours = view.pop("nextHours")
+    blocked = view.pop("blocked")
+    print_fields(view | {f"blocked.{k}": v for k, v in blocked.items()})
+    for hour in hours:
+        if hour["becomeDialable"]:
+            typer.echo(f"from {hour['start']}: {hour['becomeDialable']} become dialable")
+
+
+def explain_command(
+    username: Username,
+    campaign: Annotated[str, typer.Option("--campaign", help="The campaign's name.")],
+    phone_number: Annotated[str, typer.Argument(help="The number, in any spelling.")],
+    database_url: DatabaseURL = None,
+    json: JsonFlag = False,
+) -> None:
+    """Say whether the campaign's leads of a number are dialable now, why not, and from
+    when (as GET /v1/campaigns/{c}/leads?phoneNumber=...)."""
+    if fields.phone_number(phone_number) is None:
+        fail("the number must be + optional, then 3 to 16 digits")
+
+    async def work(session: AsyncSession) -> list[dict[str, Any]]:
+        account = await get_account(session, username)
+        found = await account_campaign(session, account, campaign)
+        leads = await insight.explain_number(session, account, found, phone_number, utcnow())
+        return [ExplainedLeadOut.of(x).model_dump(mode="json", by_alias=True) for x in leads]
+
+    leads = with_session(settings_for(database_url), work)
+    if json:
+        print_json(leads)
+        return
+    if not leads:
+        typer.echo(f"campaign {campaign!r} has no lead with the number {phone_number}")
+    for lead in leads:
+        state = "dialable now" if lead["dialable"] else "not dialable"
+        typer.echo(f"lead {lead['leadId']} ({lead['phoneNumber']}, {lead['status']}): {state}")
+        typer.echo(f"  time zones: {', '.join(lead['timeZones'])}")
+        for reason in lead["reasons"]:
+            until = f" until {reason['until']}" if reason["until"] else ""
+            typer.echo(f"  {reason['code']}: {reason['message']}{until}")
+        typer.echo(f"  next dialable at: {lead['nextDialableAt'] or 'never'}")
+
+
+def register(campaign_app: typer.Typer, leads_app: typer.Typer) -> None:
     campaign_app.command("stats")(stats_command)
+    campaign_app.command("forecast")(forecast_command)
+    leads_app.command("explain")(explain_command)
 
 
 @dialer_app.command("simulate")
