@@ -154,6 +154,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Dia
     api.router.routes.append(Route(compat.PATH, fast_path, methods=["POST"]))
     api.include_router(health_router)
     api.include_router(dialer.router)
+    api.include_router(__import__("dialbase.dnc.routes", fromlist=["router"]).router)
     responses.install(api)
 
     def openapi() -> dict[str, Any]:
