@@ -306,3 +306,18 @@ async def test_without_a_default_country_a_national_number_is_compared_as_sent(
     await running_campaign(sessionmaker)
     assert await add(client, "9876543210", checkDuplicate="true") == updated("Progressive")
     assert await add(client, "+919876543210", checkDuplicate="true") == updated("Progressive")
+
+
+async def test_leads_of_many_zones_come_in_one_queue_order(client, sessionmaker):
+    await running_campaign(sessionmaker)
+    zones = ["Asia/Tokyo", "Europe/Paris", "America/Lima", "Africa/Cairo"]
+    expected = []
+    for n in range(12):  # priorities 0..3 spread over the zones, added in this order
+        phone = f"+9198765432{n:02d}"
+        priority = (n * 7) % 4
+        await add(client, phone, priority=str(priority), timeZone=zones[n % 4])
+        expected.append((-priority, n, phone))
+    order = [phone for *_, phone in sorted(expected)]
+    assert await lease_phones(client, count=5) == order[:5]
+    assert await lease_phones(client) == order[5:6]
+    assert await lease_phones(client, count=100) == order[6:]

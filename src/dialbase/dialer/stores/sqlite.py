@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -69,19 +70,48 @@ WHERE campaign_id = :campaign AND status = 'callback' AND due_at <= :now
   AND (callback_agent = :agent OR (callback_agent IS NULL {{routing}}))
 ORDER BY due_at, id LIMIT :count
 """
-_PICK = f"""
-SELECT {_COLUMNS} FROM leads
-WHERE campaign_id = :campaign AND status = 'pending' {{routing}} AND time_zones = :zones
-  AND (expires_at IS NULL OR expires_at > :now)
-ORDER BY priority DESC, due_at, id LIMIT :count
+# Pending leads of open zone keys. One statement finds each key's first lead in queue
+# order (a correlated seek per key, inside SQLite), and the best of those; with count > 1,
+# only keys whose first lead ranks among the best ``count`` firsts can hold the next
+# leads, and those few keys are read ``count`` deep and merged.
+_IN_QUEUE = """
+campaign_id = ?1 AND status = 'pending' {routing}
+AND (expires_at IS NULL OR expires_at > ?2)"""
+_QUEUE_ORDER = "ORDER BY priority DESC, due_at, id"
+_HEADS = f"""
+WITH k(zones) AS (VALUES {{keys}})
+SELECT {_COLUMNS}, time_zones FROM leads
+WHERE id IN (SELECT (SELECT id FROM leads WHERE {_IN_QUEUE} AND time_zones = k.zones
+                     {_QUEUE_ORDER} LIMIT 1) FROM k)
+{_QUEUE_ORDER} LIMIT ?5
 """
+_PICK = f"""
+SELECT {_COLUMNS}, time_zones FROM leads WHERE {_IN_QUEUE} AND time_zones = ?6
+{_QUEUE_ORDER} LIMIT ?5
+"""
+KEYS_PER_STATEMENT = 100
 _ROUTED = {
     Routing.GENERAL: "",
     Routing.AGENTWISE: "AND agent_id = :agent",
     Routing.SKILLWISE: "AND skill = :skill",
 }
 _CALLBACK_PICKS = {routing: _CALLBACKS.format(routing=c) for routing, c in _ROUTED.items()}
-_PICKS = {routing: _PICK.format(routing=clause) for routing, clause in _ROUTED.items()}
+_ROUTED_BY_NUMBER = {
+    Routing.GENERAL: "",
+    Routing.AGENTWISE: "AND agent_id = ?3",
+    Routing.SKILLWISE: "AND skill = ?4",
+}
+_PICKS = {routing: _PICK.format(routing=clause) for routing, clause in _ROUTED_BY_NUMBER.items()}
+
+
+@lru_cache(maxsize=256)
+def _heads(routing: Routing, keys: int) -> str:
+    """The statement reading the first lead of each of ``keys`` zone keys (bound as
+    ``?6`` onwards)."""
+    values = ", ".join(f"(?{6 + n})" for n in range(keys))
+    return _HEADS.format(keys=values, routing=_ROUTED_BY_NUMBER[routing])
+
+
 _LISTED = """
 SELECT number FROM dnc_entries
 WHERE account_id = ? AND number = ? AND (expires_at IS NULL OR expires_at > ?)
@@ -226,13 +256,24 @@ def _candidates(
     ]
     if len(found) >= count:
         return found[:count]
-    pending = [
-        _candidate(row, callback=False)
-        for key in open_keys
-        for row in conn.execute(_PICKS[routing], {**params, "zones": key}).fetchall()
-    ]
-    pending.sort(key=lambda lead: (-lead.priority, lead.due_at, lead.id))
-    return found + pending[: count - len(found)]
+    wanted = count - len(found)
+    fixed = (ask.campaign_id, now, ask.agent_id, ask.skill, wanted)
+    heads = []
+    for start in range(0, len(open_keys), KEYS_PER_STATEMENT):
+        keys = open_keys[start : start + KEYS_PER_STATEMENT]
+        heads += conn.execute(_heads(routing, len(keys)), (*fixed, *keys)).fetchall()
+    heads.sort(key=_queue_order)
+    if wanted > 1:  # the keys of the best firsts, read deeper
+        contenders = [row[-1] for row in heads[:wanted]]
+        pick = _PICKS[routing]
+        heads = [row for key in contenders for row in conn.execute(pick, (*fixed, key))]
+        heads.sort(key=_queue_order)
+    return found + [_candidate(row[:-1], callback=False) for row in heads[:wanted]]
+
+
+def _queue_order(row: tuple[Any, ...]) -> tuple[int, str, int]:
+    """Queue order of a candidate row (columns as ``_COLUMNS``)."""
+    return (-row[4], row[9], row[0])
 
 
 def _candidate(row: tuple[Any, ...], callback: bool) -> _Candidate:
