@@ -33,6 +33,7 @@ from dialbase.dialer import routes as dialer
 from dialbase.dialer.service import Dialer
 from dialbase.dialer.stores.postgres import PostgresQueueStore
 from dialbase.dialer.stores.sqlite import SQLiteQueueStore
+from dialbase.dnc import routes as dnc
 from dialbase.dnc.service import DncLists
 from dialbase.docs_ui import install_docs
 from dialbase.health import router as health_router
@@ -154,7 +155,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Dia
     api.router.routes.append(Route(compat.PATH, fast_path, methods=["POST"]))
     api.include_router(health_router)
     api.include_router(dialer.router)
-    api.include_router(__import__("dialbase.dnc.routes", fromlist=["router"]).router)
+    api.include_router(dnc.router)
     responses.install(api)
 
     def openapi() -> dict[str, Any]:

@@ -39,6 +39,7 @@ from dialbase.demo import (
 )
 from dialbase.dialer.cli import dialer_app
 from dialbase.dialer.cli import register as register_dialer_commands
+from dialbase.dnc.cli import dnc_app
 from dialbase.errors import Invalid
 from dialbase.leads.service import EXPORT_FIELDS, iter_leads
 
@@ -66,6 +67,7 @@ app.add_typer(campaign_app, name="campaign")
 app.add_typer(leads_app, name="leads")
 app.add_typer(db_app, name="db")
 app.add_typer(dialer_app, name="dialer")
+app.add_typer(dnc_app, name="dnc")
 register_dialer_commands(campaign_app, leads_app)
 
 Name = Annotated[str, typer.Option("--name", help="The campaign's name.")]

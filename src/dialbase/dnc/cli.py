@@ -39,7 +39,7 @@ from dialbase.cli_common import (
     settings_for,
     with_session,
 )
-from dialbase.db import utcnow
+from dialbase.db import IMMEDIATE, SQLITE_BEGIN, utcnow
 from dialbase.dnc import service
 from dialbase.dnc.schemas import DncEntryOut
 from dialbase.errors import Invalid
@@ -178,7 +178,11 @@ def import_file(
             reader.progress = (progress, progress.add_task(file.name, total=size))
             try:
                 return await service.import_numbers(
-                    session, account, reader.numbers(), on_invalid=note_invalid
+                    session,
+                    account,
+                    reader.numbers(),
+                    on_invalid=note_invalid,
+                    checkpoint=lambda: commit_and_continue(session),
                 )
             except csv.Error as exc:
                 raise Invalid(f"{file}: line {reader.line}: {exc}") from None
@@ -197,6 +201,12 @@ def import_file(
             "invalid": counts.invalid,
         }
     )
+
+
+async def commit_and_continue(session: AsyncSession) -> None:
+    """Commit what the import listed so far and go on in a new write transaction."""
+    await session.commit()
+    await session.connection(execution_options={SQLITE_BEGIN: IMMEDIATE})
 
 
 def _progress() -> Progress:

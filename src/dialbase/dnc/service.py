@@ -15,7 +15,7 @@ commits.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -303,10 +303,13 @@ async def import_numbers(
     *,
     note: str | None = None,
     on_invalid: Callable[[str], None] | None = None,
+    checkpoint: Callable[[], Awaitable[None]] | None = None,
 ) -> ImportCounts:
     """List every number of ``numbers`` (read lazily, ``IMPORT_CHUNK`` at a time) that is
     not listed yet, with no expiry. A value that is not a phone number is counted (and
-    handed to ``on_invalid``) and the import goes on; listed numbers keep their entry."""
+    handed to ``on_invalid``) and the import goes on; listed numbers keep their entry.
+    ``checkpoint`` runs after each chunk (the CLI commits there, so that a long import
+    never holds SQLite's write lock for long)."""
     check_note(note)
     counts = ImportCounts()
     chunk: list[str] = []
@@ -321,6 +324,8 @@ async def import_numbers(
         if len(chunk) >= IMPORT_CHUNK:
             await _import_chunk(session, account.id, chunk, note, counts)
             chunk = []
+            if checkpoint is not None:
+                await checkpoint()
     if chunk:
         await _import_chunk(session, account.id, chunk, note, counts)
     return counts
