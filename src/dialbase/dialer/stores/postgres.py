@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from functools import lru_cache
 
 import asyncpg
 import orjson
@@ -76,13 +77,13 @@ SELECT time_zones FROM campaign_zones WHERE campaign_id = $1
 _LEASE = """
 WITH rev AS (SELECT value AS v FROM config_revision WHERE id = 1),
 campaign AS (SELECT running FROM campaigns WHERE id = $1),
-go AS (SELECT (SELECT v FROM rev) = $5 AND (SELECT running FROM campaign) AS ok),
+go AS (SELECT (SELECT v FROM rev) = $5 AND (SELECT running FROM campaign) AND $6 > 0 AS ok),
 callbacks AS (
     SELECT l.id, 0 AS kind, l.priority, l.due_at, l.phone_e164 FROM leads l
     WHERE l.campaign_id = $1 AND l.status = 'callback' AND l.due_at <= now()
       AND (l.callback_agent = $3 OR (l.callback_agent IS NULL {routing}))
       AND (SELECT ok FROM go)
-    ORDER BY l.due_at, l.id LIMIT $6
+    ORDER BY l.due_at, l.id LIMIT {count}
     FOR UPDATE OF l SKIP LOCKED
 ),
 ordinary AS (
@@ -90,7 +91,7 @@ ordinary AS (
         SELECT l.id, 1 AS kind, l.priority, l.due_at, l.phone_e164 FROM leads l
         WHERE l.campaign_id = $1 AND l.status = 'pending' {routing} AND l.time_zones = k.zones
           AND (l.expires_at IS NULL OR l.expires_at > now()) AND (SELECT ok FROM go)
-        ORDER BY l.priority DESC, l.due_at, l.id LIMIT $6
+        ORDER BY l.priority DESC, l.due_at, l.id LIMIT {count}
         FOR UPDATE OF l SKIP LOCKED
     ) o
 ),
@@ -98,7 +99,7 @@ candidates AS (
     SELECT *, row_number() OVER (
         ORDER BY kind, CASE WHEN kind = 1 THEN -priority ELSE 0 END, due_at, id) AS rank
     FROM (SELECT * FROM callbacks UNION ALL SELECT * FROM ordinary) u
-    ORDER BY rank LIMIT $6
+    ORDER BY rank LIMIT {count}
 ),
 counted AS (
     SELECT c.*,
@@ -154,7 +155,17 @@ _ROUTED = {
     Routing.AGENTWISE: "AND l.agent_id = $3",
     Routing.SKILLWISE: "AND l.skill = $4",
 }
-_LEASES = {routing: _LEASE.format(routing=clause) for routing, clause in _ROUTED.items()}
+
+
+@lru_cache(maxsize=512)
+def _lease_statement(routing: Routing, count: int) -> str:
+    """The lease statement for a routing and a count. The count is written into the text
+    (1..100, checked by the service): the pool's connections use generic plans
+    (``plan_cache_mode``), planned once per statement, and a generic plan that knows its
+    LIMIT reads a few rows through the indexes."""
+    return _LEASE.format(routing=_ROUTED[routing], count=int(count))
+
+
 # $1 lease, $2 account, $3 revision, $4 outcome, $5 retryable, $6 note, $7 callback at,
 # $8 callback agent, $9 suppression note.
 _REPORT = """
@@ -227,7 +238,7 @@ class PostgresQueueStore:
             # reads, so the next one reads further down the queue.
             for _ in range(MAX_ROUNDS):
                 rows = await conn.fetch(
-                    _LEASES[Routing(ask.routing)],
+                    _lease_statement(Routing(ask.routing), ask.count - len(leased)),
                     ask.campaign_id,
                     float(ask.lease_seconds),
                     ask.agent_id,
@@ -281,6 +292,9 @@ class PostgresQueueStore:
                     max_size=self._size,
                     timeout=self._timeout,
                     command_timeout=self._command_timeout,
+                    # Plan each statement once per connection: the lease statement is
+                    # large, and planning it afresh cost more than running it.
+                    server_settings={"plan_cache_mode": "force_generic_plan"},
                 )
         return self._pool
 
