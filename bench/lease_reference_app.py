@@ -10,8 +10,10 @@ index ``ix_leads_queue``) and ``leases``. Same paths and JSON shapes as dialbase
   credentials (the account by user name, sha256 hex of the key against ``api_key_hash``),
   looks the campaign up, applies what time decided (lapsed leases and retries come due:
   ``pending`` again or ``done``; expired leads: ``expired``), picks the best pending leads
-  (priority high to low, due time, id), marks them leased (attempts + 1, ``due_at`` = the
-  deadline), inserts the lease rows and commits.
+  (priority high to low, due time, id; one range of the queue index per zone key of the
+  campaign in ``campaign_zones``, merged, as dialbase reads it; calling hours are not
+  applied), marks them leased (attempts + 1, ``due_at`` = the deadline), inserts the
+  lease rows and commits.
 - ``POST /v1/leases/{leaseId}/outcome`` (``{"outcome": "no_answer"}``): one transaction
   that marks the lease reported and moves its lead to ``retry`` (due after the campaign's
   retry delay) after ``no_answer``, ``busy`` or ``failed`` while attempts remain, else to
@@ -119,11 +121,12 @@ EXPIRE = (
     "UPDATE leads SET status = 'expired' WHERE id IN (SELECT id FROM leads"
     " WHERE campaign_id = {1} AND status IN ('pending', 'retry') AND expires_at <= {2}{lock})"
 )
+ZONE_KEYS = "SELECT time_zones FROM campaign_zones WHERE campaign_id = {1}"
 DUE = (
     "SELECT id, phone_number, name, priority, agent_id, skill, extra, attempts, due_at"
-    " FROM leads WHERE campaign_id = {1} AND status = 'pending'"
-    " AND (expires_at IS NULL OR expires_at > {2})"
-    " ORDER BY priority DESC, due_at, id LIMIT {3}"
+    " FROM leads WHERE campaign_id = {1} AND status = 'pending' AND time_zones = {2}"
+    " AND (expires_at IS NULL OR expires_at > {3})"
+    " ORDER BY priority DESC, due_at, id LIMIT {4}"
 )
 INSERT_LEASE = (
     "INSERT INTO leases (id, campaign_id, lead_id, attempt, agent_id, skill, leased_at,"
@@ -149,6 +152,7 @@ STATEMENTS = {
     "CAMPAIGN": CAMPAIGN,
     "WAKE": WAKE,
     "EXPIRE": EXPIRE,
+    "ZONE_KEYS": ZONE_KEYS,
     "DUE": DUE,
     "INSERT_LEASE": INSERT_LEASE,
     "FIND_LEASE": FIND_LEASE,
@@ -200,7 +204,13 @@ class SqliteStore:
         now = now_dt.strftime(SQLITE_FORMAT)
         db.execute(sql["WAKE"], (campaign[3], campaign[0], now))
         db.execute(sql["EXPIRE"], (campaign[0], now))
-        rows = db.execute(sql["DUE"], (campaign[0], now, count)).fetchall()
+        keys = [row[0] for row in db.execute(sql["ZONE_KEYS"], (campaign[0],))]
+        rows = [
+            row
+            for key in keys
+            for row in db.execute(sql["DUE"], (campaign[0], key, now, count)).fetchall()
+        ]
+        rows = sorted(rows, key=lambda r: (-r[3], r[8], r[0]))[:count]  # queue order
         if not rows:
             return []
         deadline_dt = now_dt + timedelta(seconds=seconds)
@@ -244,9 +254,12 @@ class SqliteStore:
 
 PG_PICK = (
     "UPDATE leads l SET status = 'leased', attempts = l.attempts + 1, due_at = $4"
-    " FROM (SELECT id, due_at FROM leads WHERE campaign_id = $1 AND status = 'pending'"
-    " AND (expires_at IS NULL OR expires_at > $2) ORDER BY priority DESC, due_at, id"
-    " LIMIT $3 FOR UPDATE SKIP LOCKED) AS picked WHERE l.id = picked.id"
+    " FROM (SELECT o.id, o.due_at FROM campaign_zones k CROSS JOIN LATERAL ("
+    "SELECT id, priority, due_at FROM leads WHERE campaign_id = $1 AND status = 'pending'"
+    " AND time_zones = k.time_zones AND (expires_at IS NULL OR expires_at > $2)"
+    " ORDER BY priority DESC, due_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) o"
+    " WHERE k.campaign_id = $1 ORDER BY o.priority DESC, o.due_at, o.id LIMIT $3) AS picked"
+    " WHERE l.id = picked.id"
     " RETURNING l.id, l.phone_number, l.name, l.priority, l.agent_id, l.skill, l.extra,"
     " l.attempts - 1, picked.due_at"
 )
