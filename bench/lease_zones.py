@@ -1,8 +1,9 @@
 """Time zones and calling hours for the lease benchmark (``--zones``, ``--calling-hours``).
 
-``pick_zones(n)``: n real IANA zones spread over the world: the canonical region/city
-names of ``zoneinfo.available_timezones()`` (Africa, America, ..., Pacific; no ``Etc/``
-or legacy aliases), sorted, every len/n-th one.
+``pick_zones(n)``: n real IANA zones spread over the world: the region/city names of
+``zoneinfo.available_timezones()`` (Africa/..., America/..., ..., Pacific/...; no ``Etc/``,
+``US/`` or other legacy top-level names, though some are links, e.g. America/Godthab),
+sorted, every len/n-th one.
 
 ``half_open_hours(zones, at)``: daily calling hours (``mon-sun``) inside which about half
 of the zones are at ``at``, chosen so that none of them crosses a window edge for as
