@@ -38,6 +38,9 @@ import math
 import time
 from collections.abc import Callable
 
+import redis.asyncio  # noqa: F401  (imported whole before any thread builds a storage:
+
+# limits reads its version from the module, and a half-imported module has none)
 from limits import RateLimitItem, RateLimitItemPerMinute
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import (

@@ -188,10 +188,11 @@ class OpenZones:
         if minute != self._minute:
             self._minute, self._open = minute, {}
         chosen = []
+        text = hours.text  # built on each call: once per lease, not once per key
         for key in keys:
-            state = self._open.get((hours.text, key))
+            state = self._open.get((text, key))
             if state is None:
-                state = self._open[(hours.text, key)] = hours.is_open(zones_of(key), at)
+                state = self._open[(text, key)] = hours.is_open(zones_of(key), at)
             if state:
                 chosen.append(key)
         return chosen
