@@ -88,6 +88,15 @@ QUEUE_INDEXES = (
     ),
     # Leased leads whose deadline passed, retries, holds and callbacks whose time came.
     Index("ix_leads_wake", Lead.campaign_id, Lead.status, Lead.due_at),
+    # The settle's wake alone: only leads waiting for a time, so the planner never reads
+    # the queue index instead (whose due_at comes after the zone key and the priority).
+    Index(
+        "ix_leads_waiting",
+        Lead.campaign_id,
+        Lead.due_at,
+        sqlite_where=Lead.status.in_(("leased", "retry", "held")),
+        postgresql_where=Lead.status.in_(("leased", "retry", "held")),
+    ),
     Index(
         "ix_leads_expiry",
         Lead.campaign_id,

@@ -151,11 +151,20 @@ def upgrade() -> None:
         op.drop_index(name, table_name="leads")
     _create(_QUEUE)
     op.create_index("ix_leads_campaign_e164", "leads", ["campaign_id", "phone_e164"])
+    waiting = sa.text("status IN ('leased', 'retry', 'held')")
+    op.create_index(
+        "ix_leads_waiting",
+        "leads",
+        ["campaign_id", "due_at"],
+        sqlite_where=waiting,
+        postgresql_where=waiting,
+    )
     op.create_index("ix_leases_number", "leases", ["account_id", "phone_e164", "leased_at"])
 
 
 def downgrade() -> None:
     op.drop_index("ix_leases_number", table_name="leases")
+    op.drop_index("ix_leads_waiting", table_name="leads")
     op.drop_index("ix_leads_campaign_e164", table_name="leads")
     for name in _QUEUE:
         op.drop_index(name, table_name="leads")
