@@ -10,9 +10,9 @@ do-not-call lists compare this form, so ``+919876543210``, ``09876543210`` and
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from phonenumbers import timezone as number_zones
@@ -83,5 +83,9 @@ def lead_zones(given: str | None, candidates: tuple[str, ...], account_zone: str
     return zone_key(known) if known else account_zone
 
 
-def all_zone_names() -> frozenset[str]:
-    return frozenset(available_timezones())
+def given_zone(extra: Mapping[str, object]) -> str | None:
+    """A lead's ``timeZone`` extra column (any letter case), if it has one as text."""
+    for key, value in extra.items():
+        if key.lower() == "timezone" and isinstance(value, str):
+            return value
+    return None

@@ -175,7 +175,7 @@ def _lead(
         check_duplicate=fields.check_duplicate(values.get("checkduplicate")),
         action=action if action in ("start", "stop") else None,
         phone_e164=phone_e164,
-        time_zones=phones.lead_zones(_given_zone(body.extra), candidates, account.zone.key),
+        time_zones=phones.lead_zones(phones.given_zone(body.extra), candidates, account.zone.key),
     )
 
 
@@ -210,14 +210,6 @@ def _later_checks(
     if routing_error is not None:
         return Rejected(routing_error)
     return _Checked(priority, expires_at, agent, skill)
-
-
-def _given_zone(extra: dict[str, str]) -> str | None:
-    """The lead's ``timeZone`` extra column (any letter case), if it has one."""
-    for key, value in extra.items():
-        if key.lower() == "timezone":
-            return value
-    return None
 
 
 def _name(value: Any) -> str | None:

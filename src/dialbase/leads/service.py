@@ -42,9 +42,7 @@ async def add_lead(
     it: the number's E.164 form, the lead's zone key (``columns`` may set ``time_zones``)
     and the campaign's record of that key."""
     e164, candidates = phones.normalized(phone_number, country)
-    given = next(
-        (v for k, v in (columns.get("extra") or {}).items() if k.lower() == "timezone"), None
-    )
+    given = phones.given_zone(columns.get("extra") or {})
     columns.setdefault("time_zones", phones.lead_zones(given, candidates, account_zone))
     lead = Lead(campaign_id=campaign_id, phone_number=phone_number, phone_e164=e164, **columns)
     session.add(lead)

@@ -82,11 +82,7 @@ def _given_zone(extra: object) -> str | None:
     import json
 
     values = json.loads(extra) if isinstance(extra, str) else extra
-    if isinstance(values, dict):
-        for key, value in values.items():
-            if key.lower() == "timezone" and isinstance(value, str):
-                return value
-    return None
+    return phones.given_zone(values) if isinstance(values, dict) else None
 
 
 def upgrade() -> None:
