@@ -2,7 +2,8 @@
 
 ``create_app`` returns a ``Dialbase``: dialbase's own middleware (``MIDDLEWARE``) around
 a dispatcher that hands ``POST /ca_apis/AddCampaignData`` (the hot path, a bare ASGI
-endpoint) to ``compat.routes`` and everything else to the FastAPI application. A
+endpoint) to ``compat.routes``, the older add endpoint (also bare ASGI, any method) to
+``compat.legacy_routes``, and everything else to the FastAPI application. A
 middleware added to ``MIDDLEWARE`` sees every request, the hot path's included; one added
 with ``api.add_middleware`` would see every request but the hot path's.
 """
@@ -22,11 +23,19 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dialbase import __version__, responses
-from dialbase.compat import fields
+from dialbase.compat import (
+    campaign_status_routes,
+    deletion_routes,
+    fields,
+    legacy_routes,
+    token_routes,
+)
 from dialbase.compat import routes as compat
+from dialbase.compat.auth import FamilyAuth
 from dialbase.compat.directory import Directory
 from dialbase.compat.schemas import add_to_openapi
 from dialbase.compat.service import AddCampaignData
+from dialbase.compat.tokens import Tokens
 from dialbase.config import Settings
 from dialbase.db import backend_name, create_engine, make_sessionmaker
 from dialbase.dialer import routes as dialer
@@ -56,10 +65,12 @@ class Dialbase:
         self,
         api: FastAPI,
         fast_path: compat.AddCampaignDataEndpoint,
+        legacy: legacy_routes.LegacyEndpoint,
         middleware: Sequence[Middleware] = MIDDLEWARE,
     ) -> None:
         self.api = api
         self.fast_path = fast_path
+        self.legacy = legacy
         stack: ASGIApp = self._dispatch
         for wrap in reversed(middleware):
             stack = wrap(stack)
@@ -84,11 +95,18 @@ class Dialbase:
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == compat.PATH and scope["method"] == "POST":
             await self.fast_path(scope, receive, send)
+        elif scope["type"] == "http" and legacy_routes.matches(scope["path"]):
+            await self.legacy(scope, receive, send)
         else:
             await self.api(scope, receive, send)
 
 
-def _lifespan(settings: Settings, migrate: bool, fast_path: compat.AddCampaignDataEndpoint) -> Any:
+def _lifespan(
+    settings: Settings,
+    migrate: bool,
+    fast_path: compat.AddCampaignDataEndpoint,
+    legacy: legacy_routes.LegacyEndpoint,
+) -> Any:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings)
@@ -106,6 +124,7 @@ def _lifespan(settings: Settings, migrate: bool, fast_path: compat.AddCampaignDa
             settings.ip_rate_limit,
             timeout_ms=settings.redis_timeout_ms,
         )
+        auth = FamilyAuth(directory, limiter, Tokens(sessionmaker, settings.token_secret))
         services = Services(
             settings=settings,
             engine=engine,
@@ -118,11 +137,12 @@ def _lifespan(settings: Settings, migrate: bool, fast_path: compat.AddCampaignDa
                 settings.max_extra_value_chars,
             ),
             directory=directory,
-            add_campaign_data=AddCampaignData(directory, limiter, writer, dnc),
+            auth=auth,
+            add_campaign_data=AddCampaignData(auth, writer, dnc),
             dialer=Dialer(directory, queue),
             dnc=dnc,
         )
-        app.state.services = fast_path.services = services
+        app.state.services = fast_path.services = legacy.services = services
         # What exists now lives as long as the process: keep it out of the collector's
         # full passes, which otherwise add their pause to the slowest requests.
         gc.freeze()
@@ -142,11 +162,12 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Dia
     """The application; ``dialbase serve`` runs it with uvicorn (``factory=True``)."""
     settings = settings or Settings()
     fast_path = compat.AddCampaignDataEndpoint()
+    legacy = legacy_routes.LegacyEndpoint()
     api = FastAPI(
         title="dialbase",
         version=__version__,
         description="Lead store for outbound dialer campaigns.",
-        lifespan=_lifespan(settings, migrate, fast_path),
+        lifespan=_lifespan(settings, migrate, fast_path, legacy),
         docs_url=None,
         redoc_url=None,
     )
@@ -156,6 +177,9 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Dia
     api.include_router(health_router)
     api.include_router(dialer.router)
     api.include_router(dnc.router)
+    api.include_router(token_routes.router)
+    api.include_router(deletion_routes.router)
+    api.include_router(campaign_status_routes.router)
     responses.install(api)
 
     def openapi() -> dict[str, Any]:
@@ -163,8 +187,9 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Dia
             schema = get_openapi(
                 title=api.title, version=api.version, routes=api.routes, description=api.description
             )
+            schema["paths"].update(legacy_routes.OPENAPI_PATHS)
             api.openapi_schema = add_to_openapi(schema)
         return api.openapi_schema
 
     api.openapi = openapi  # type: ignore[method-assign]
-    return Dialbase(api, fast_path)
+    return Dialbase(api, fast_path, legacy)

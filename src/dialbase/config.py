@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     max_extra_value_chars: int = Field(default=1024, ge=1)
     ip_rate_limit: int = Field(default=100, ge=1)
     write_batch_max: int = Field(default=256, ge=1)
+    # Signs bearer tokens (HS512). Unset: a random secret is created on first use and kept
+    # in the database, so every worker of a deployment shares it.
+    token_secret: str | None = Field(default=None, min_length=32, repr=False)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     # HTTP server (see docs/deploy.md). X-Forwarded-For is trusted from these proxies only
     # (comma-separated addresses or networks, "*" for any); unset trusts none.

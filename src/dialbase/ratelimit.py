@@ -172,9 +172,17 @@ class Limiter:
             item = self._items[per_minute] = RateLimitItemPerMinute(per_minute)
         return item
 
-    async def hit_account(self, account_id: int, per_minute: int) -> int | None:
-        """Count one request of an account; the Retry-After seconds when over its limit."""
-        return await self._hit(self._item(per_minute), "account", str(account_id))
+    async def hit_account(
+        self, account_id: int, per_minute: int, endpoint: str | None = None
+    ) -> int | None:
+        """Count one request of an account; the Retry-After seconds when over its limit.
+
+        Without ``endpoint``, the budget of AddCampaignData (and of the older add endpoint,
+        which shares it); with one, that endpoint's own budget of the same size.
+        """
+        if endpoint is None:
+            return await self._hit(self._item(per_minute), "account", str(account_id))
+        return await self._hit(self._item(per_minute), "account", str(account_id), endpoint)
 
     async def hit_address(self, address: str) -> int | None:
         """Count one request that failed authentication, by client address."""

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.requests import Request
 
+from dialbase.compat.auth import FamilyAuth
 from dialbase.compat.directory import Directory
 from dialbase.compat.fields import Limits
 from dialbase.compat.service import AddCampaignData
@@ -30,6 +31,7 @@ class Services:
     writer: GroupCommitWriter
     field_limits: Limits
     directory: Directory
+    auth: FamilyAuth
     add_campaign_data: AddCampaignData
     dialer: Dialer
     dnc: DncLists

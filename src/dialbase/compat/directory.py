@@ -21,13 +21,13 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from dialbase.accounts.models import Account, ConfigRevision
-from dialbase.accounts.service import key_matches
+from dialbase.accounts.service import hash_api_key, key_matches
 from dialbase.campaigns.models import Campaign
 from dialbase.dialer import hours
 from dialbase.dialer.hours import CallingHours
 
 T = TypeVar("T")
-_NO_ACCOUNT = "0" * 64  # compared with when the user name is unknown, so both paths hash
+NO_ACCOUNT = "0" * 64  # compared with when the user name is unknown, so both paths hash
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +41,7 @@ class AccountInfo:
     revision: int
     default_country: str | None = None
     max_daily_attempts: int = 0
+    token_id: str | None = None  # the id of the newest bearer token (older ones are refused)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,12 +63,14 @@ class Directory:
         self.revision = -1
         self._checked_at = 0.0
         self._accounts: dict[str, AccountInfo] = {}
+        self._by_key: dict[str, AccountInfo] = {}  # by API key hash
         self._campaigns: dict[tuple[int, str], CampaignInfo] = {}
 
     def _advance(self, revision: int) -> None:
         if revision != self.revision:
             self.revision = revision
             self._accounts.clear()
+            self._by_key.clear()
             self._campaigns.clear()
 
     async def _current_revision(self, session: AsyncSession) -> int:
@@ -108,25 +111,34 @@ class Directory:
         if cached is not None and key_matches(cached.api_key_hash, api_key):
             return cached
         account = await self.account(username)
-        stored_hash = account.api_key_hash if account is not None else _NO_ACCOUNT
+        stored_hash = account.api_key_hash if account is not None else NO_ACCOUNT
         return account if key_matches(stored_hash, api_key) and account is not None else None
+
+    def cached(self, username: str) -> AccountInfo | None:
+        """The account as this worker last read it, if it did (may be out of date)."""
+        return self._accounts.get(username)
+
+    async def account_by_key(self, api_key: str) -> AccountInfo | None:
+        """The account whose key is ``api_key`` (keys are unique across accounts). A miss
+        is always read afresh, as in ``authenticate``."""
+        key_hash = hash_api_key(api_key)
+        cached = self._by_key.get(key_hash)
+        if cached is not None:
+            return cached
+        row, revision = await self._load(select(Account).where(Account.api_key_hash == key_hash))
+        if row is None:
+            return None
+        info = _account_info(row, revision)
+        if revision == self.revision:
+            self._by_key[key_hash] = info
+        return info
 
     async def account(self, username: str) -> AccountInfo | None:
         """The account as the database holds it now (and cached for later)."""
         row, revision = await self._load(select(Account).where(Account.username == username))
         if row is None:
             return None
-        info = AccountInfo(
-            id=row.id,
-            username=row.username,
-            api_key_hash=row.api_key_hash,
-            auth_mode=row.auth_mode,
-            zone=ZoneInfo(row.timezone),
-            rate_limit=row.rate_limit,
-            revision=revision,
-            default_country=row.default_country,
-            max_daily_attempts=row.max_daily_attempts,
-        )
+        info = _account_info(row, revision)
         if revision == self.revision:
             self._accounts[username] = info
         return info
@@ -155,3 +167,18 @@ class Directory:
         if revision == self.revision:
             self._campaigns[key] = info
         return info
+
+
+def _account_info(row: Account, revision: int) -> AccountInfo:
+    return AccountInfo(
+        id=row.id,
+        username=row.username,
+        api_key_hash=row.api_key_hash,
+        auth_mode=row.auth_mode,
+        zone=ZoneInfo(row.timezone),
+        rate_limit=row.rate_limit,
+        revision=revision,
+        default_country=row.default_country,
+        max_daily_attempts=row.max_daily_attempts,
+        token_id=row.token_id,
+    )

@@ -17,6 +17,7 @@ from starlette.types import Receive, Scope, Send
 
 from dialbase.compat import fields
 from dialbase.compat.answers import Answer, false_body
+from dialbase.compat.auth import Credentials
 from dialbase.responses import compat_answer
 from dialbase.services import Services
 
@@ -63,16 +64,11 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def _headers(scope: Scope) -> tuple[str | None, int | None]:
-    """The ``apiKey`` header (any case) and the declared content length."""
-    api_key: str | None = None
-    length: int | None = None
+def _content_length(scope: Scope) -> int | None:
     for name, value in scope["headers"]:
-        if name == b"apikey" and api_key is None:
-            api_key = value.decode("latin-1")
-        elif name == b"content-length" and value.isdigit():
-            length = int(value)
-    return api_key, length
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
 
 
 class AddCampaignDataEndpoint:
@@ -95,7 +91,7 @@ class AddCampaignDataEndpoint:
     async def _answer(self, scope: Scope, receive: Receive) -> Answer:
         services = self.services
         limit = services.settings.max_body_bytes
-        header_key, declared = _headers(scope)
+        declared = _content_length(scope)
         unread = declared is not None and declared > DISCARD_BYTES  # refused unread
         raw = None if unread else await _read_body(receive, limit)
         if raw is None:
@@ -114,4 +110,5 @@ class AddCampaignDataEndpoint:
             return _error(400, str(exc))
         client = scope.get("client")
         address = client[0] if client else "unknown"
-        return await services.add_campaign_data.handle(body, header_key, address)
+        credentials = Credentials.from_scope(scope)
+        return await services.add_campaign_data.handle(body, credentials, address)

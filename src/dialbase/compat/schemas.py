@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dialbase.compat.service import RATE_LIMITED
+from dialbase.compat.auth import RATE_LIMITED
 from dialbase.errors import DATABASE_DOWN
 from dialbase.leads.batch import OUTCOME_UNKNOWN
 from dialbase.responses import INTERNAL

@@ -21,19 +21,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dialbase import phones
-from dialbase.accounts.models import AuthMode
 from dialbase.campaigns.models import Direction, Routing
 from dialbase.compat import answers, fields
-from dialbase.compat.answers import Answer, false_body
-from dialbase.compat.directory import AccountInfo, CampaignInfo, Directory
+from dialbase.compat.answers import Answer
+from dialbase.compat.auth import Credentials, FamilyAuth, rate_limited
+from dialbase.compat.directory import AccountInfo, CampaignInfo
 from dialbase.dnc.service import DncLists
 from dialbase.errors import ServiceUnavailable
 from dialbase.leads.batch import ActionResult, NewLead, Outcome
 from dialbase.leads.writer import GroupCommitWriter
-from dialbase.ratelimit import Limiter
 
 MAX_RECHECKS = 5
-RATE_LIMITED = "Too many requests for this account or address; retry after {} seconds."
 SETTINGS_MOVING = "The account's settings are changing too fast; try again."
 # A rejection that depends on the request alone (once checks 3 to 7 passed) re-reads the
 # settings before it is answered only if they were last read over this many seconds ago:
@@ -55,29 +53,22 @@ class Stale:
 Attempt = Answer | Rejected | Stale
 
 
-def _rate_limited(retry_after: int) -> Answer:
-    body = false_body(RATE_LIMITED.format(retry_after))
-    return Answer(body, 429, {"Retry-After": str(retry_after)})
-
-
 class AddCampaignData:
-    def __init__(
-        self, directory: Directory, limiter: Limiter, writer: GroupCommitWriter, dnc: DncLists
-    ) -> None:
-        self.directory = directory
-        self.limiter = limiter
+    def __init__(self, auth: FamilyAuth, writer: GroupCommitWriter, dnc: DncLists) -> None:
+        self.auth = auth
+        self.directory = auth.directory
+        self.limiter = auth.limiter
         self.writer = writer
         self.dnc = dnc
 
-    async def handle(self, body: fields.Body, header_key: str | None, address: str) -> Answer:
-        identified = await self._identify(body.fields, header_key)
-        if isinstance(identified, Rejected):  # checks 1 to 3
-            retry_after = await self.limiter.hit_address(address)
-            return _rate_limited(retry_after) if retry_after else Answer(identified.body)
+    async def handle(self, body: fields.Body, credentials: Credentials, address: str) -> Answer:
+        identified = await self.auth.identify(body.fields, credentials, address, fresh=False)
+        if isinstance(identified, Answer):  # checks 1 to 4 (or the bearer checks)
+            return identified
         account = identified
         retry_after = await self.limiter.hit_account(account.id, account.rate_limit)
         if retry_after:
-            return _rate_limited(retry_after)
+            return rate_limited(retry_after)
         for _ in range(MAX_RECHECKS):
             attempt = await self._check_and_write(body, account)
             if isinstance(attempt, Answer):
@@ -88,32 +79,16 @@ class AddCampaignData:
                 max_age = CONTENT_ONLY_MAX_AGE if attempt.content_only else 0.0
                 if not await self.directory.refresh(max_age):
                     return Answer(attempt.body)
-            refreshed = await self._identify(body.fields, header_key)
-            if isinstance(refreshed, Rejected):  # the account changed under the request
-                return Answer(refreshed.body)
+            # The account changed under the request: the answer is its refusal, if any.
+            refreshed = await self.auth.identify(body.fields, credentials, address, fresh=False)
+            if isinstance(refreshed, Answer):
+                return refreshed
             account = refreshed
         raise ServiceUnavailable(SETTINGS_MOVING)
 
-    async def _identify(
-        self, values: dict[str, Any], header_key: str | None
-    ) -> AccountInfo | Rejected:
-        """Checks 1 to 3. A wrong key and an unknown user cost the same work: one fresh
-        read of the account and one key comparison (no timing tells them apart)."""
-        key: Any = header_key if header_key is not None else values.get("apikey")
-        if key is None:
-            return Rejected(answers.API_KEY_MISSING)
-        if fields.is_blank(values.get("username")):
-            return Rejected(answers.USERNAME_MISSING)
-        key_text = fields.as_text(key) or ""
-        username = fields.as_text(values["username"]) or ""
-        account = await self.directory.authenticate(username, key_text)
-        return account if account is not None else Rejected(answers.INVALID_USER)
-
     async def _check_and_write(self, body: fields.Body, account: AccountInfo) -> Attempt:
-        """Checks 4 to 16 and the write."""
+        """Checks 5 to 16 and the write."""
         values = body.fields
-        if account.auth_mode != AuthMode.BASIC_AUTH:
-            return Rejected(answers.NOT_BASIC_AUTH)
         if fields.is_blank(values.get("campaignname")):
             return Rejected(answers.CAMPAIGN_MISSING, content_only=True)
         name = (fields.as_text(values["campaignname"]) or "").strip()
