@@ -117,7 +117,7 @@ def _lifespan(
         writer = GroupCommitWriter(make_store(settings, sqlite), settings.write_batch_max)
         queue = SQLiteQueueStore(sqlite) if sqlite is not None else PostgresQueueStore(settings)
         directory = Directory(sessionmaker)
-        dnc = DncLists(sessionmaker)
+        dnc = DncLists(sessionmaker, sqlite)
         limiter = Limiter(
             settings.redis_url,
             settings.redis_prefix,

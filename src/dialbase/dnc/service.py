@@ -27,9 +27,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from dialbase import phones
 from dialbase.accounts.models import Account
 from dialbase.compat import fields
-from dialbase.db import utcnow
+from dialbase.db import sqlite_instant, utcnow
 from dialbase.dnc.models import DncEntry
 from dialbase.errors import Conflict, Invalid, NotFound
+from dialbase.sqlite_writer import SQLiteWriter
 
 MAX_NOTE_CHARS = 1000
 MAX_PAGE = 1000
@@ -52,13 +53,32 @@ async def find_entry(session: AsyncSession, account_id: int, number: str) -> Dnc
     )
 
 
-class DncLists:
-    """Reads for the request paths (AddCampaignData checks a refused lead's number)."""
+_LISTED_SQLITE = """
+SELECT 1 FROM dnc_entries
+WHERE account_id = ? AND number = ? AND (expires_at IS NULL OR expires_at > ?)
+"""
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+
+class DncLists:
+    """Reads for the request paths (AddCampaignData checks a refused lead's number).
+
+    On SQLite the read goes through the process's ``SQLiteWriter`` connection: inline on
+    the event loop, about 20 µs, where a pooled session costs about a millisecond of
+    thread hand-offs.
+    """
+
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession], sqlite: SQLiteWriter | None = None
+    ) -> None:
         self._sessionmaker = sessionmaker
+        self._sqlite = sqlite
 
     async def listed(self, account_id: int, number: str) -> bool:
+        if self._sqlite is not None:
+            params = (account_id, number, sqlite_instant(utcnow()))
+            return await self._sqlite.transaction(
+                lambda conn: conn.execute(_LISTED_SQLITE, params).fetchone() is not None
+            )
         async with self._sessionmaker() as session:
             return await find_entry(session, account_id, number) is not None
 
