@@ -34,7 +34,7 @@ from dialbase.dialer.leasing import DAY
 from dialbase.dialer.models import Lease
 from dialbase.dnc.models import DncEntry
 from dialbase.dnc.service import find_entry, in_force
-from dialbase.leads.models import Lead
+from dialbase.leads.models import Lead, LeadStatus
 
 MAX_EXPLAINED = 100
 
@@ -51,12 +51,17 @@ def campaign_facts(account: Account, campaign: Campaign) -> CampaignFacts:
 async def explain_number(
     session: AsyncSession, account: Account, campaign: Campaign, number: str, now: datetime
 ) -> list[Explained]:
-    """The campaign's leads of that number (compared in E.164 form), explained at ``now``."""
+    """The campaign's leads of that number (compared in E.164 form), explained at ``now``;
+    deleted leads are gone from this view as from every other."""
     e164 = phones.e164(number.strip(), account.default_country)
     leads = (
         await session.scalars(
             select(Lead)
-            .where(Lead.campaign_id == campaign.id, Lead.phone_e164 == e164)
+            .where(
+                Lead.campaign_id == campaign.id,
+                Lead.phone_e164 == e164,
+                Lead.status != LeadStatus.DELETED.value,
+            )
             .order_by(Lead.id)
             .limit(MAX_EXPLAINED)
         )

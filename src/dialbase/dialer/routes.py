@@ -15,13 +15,16 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from dialbase import phones
 from dialbase.accounts.models import Account
 from dialbase.accounts.service import authenticate
 from dialbase.compat import fields
+from dialbase.compat.deletion import delete_numbers
 from dialbase.compat.directory import AccountInfo
 from dialbase.db import session_scope
 from dialbase.dialer import insight, service
 from dialbase.dialer.schemas import (
+    DeletedOut,
     ExplainedLeadOut,
     ExplainOut,
     ForecastOut,
@@ -35,7 +38,7 @@ from dialbase.dialer.schemas import (
     problem_responses,
 )
 from dialbase.dialer.stats import campaign_stats
-from dialbase.errors import Invalid, RateLimited, Unauthorized
+from dialbase.errors import Invalid, NotFound, RateLimited, Unauthorized
 from dialbase.services import services_of
 
 PREFIX = "/v1"
@@ -144,6 +147,33 @@ async def explain_leads(
         found = await service.account_campaign(session, account, campaign)
         leads = await insight.explain_number(session, account, found, phone_number, now)
     return ExplainOut(campaign=found.name, at=now, leads=[ExplainedLeadOut.of(x) for x in leads])
+
+
+@router.delete("/campaigns/{campaign:path}/leads", response_model=DeletedOut)
+async def delete_leads(
+    campaign: str,
+    request: Request,
+    credentials: Credentials,
+    phone_number: Annotated[str, Query(alias="phoneNumber", max_length=32)],
+    name: Annotated[str | None, Query(max_length=255)] = None,
+) -> DeletedOut:
+    """Delete the campaign's live leads of a number (compared in E.164 form; with
+    ``name``, only the leads of that name, any letter case), whatever their state. 404
+    when none matched. A deleted lead leaves the queue, listings, exports and duplicate
+    checks at once; its attempts and outcomes stay in the statistics."""
+    checked = fields.phone_number(phone_number)
+    if checked is None:
+        raise Invalid("phoneNumber: + optional, then 3 to 16 digits")
+    if name is not None and (not name.strip() or "\x00" in name):
+        raise Invalid("name: give a name that is not blank, or leave it out")
+    async with account_scope(request, credentials) as (session, account):
+        found = await service.account_campaign(session, account, campaign)
+        number = phones.e164(checked, account.default_country)
+        count = await delete_numbers(session, [found.id], [number], name)
+        if not count:
+            wanted = f" named {name.strip()!r}" if name is not None else ""
+            raise NotFound(f"campaign {found.name!r} has no lead of {checked}{wanted} to delete")
+    return DeletedOut(campaign=found.name, phone_number=checked, deleted=count)
 
 
 @router.get("/campaigns/{campaign:path}/forecast", response_model=ForecastOut)

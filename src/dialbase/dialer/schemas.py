@@ -122,6 +122,12 @@ class RunningOut(Shape):
     changed: bool = Field(description="False when the campaign already was in that state.")
 
 
+class DeletedOut(Shape):
+    campaign: str
+    phone_number: str = Field(description="The number as given.")
+    deleted: int = Field(description="How many leads were deleted (at least 1).")
+
+
 class LeadCounts(Shape):
     total: int
     pending: int = Field(description="Due now: new, retry time come, or lease lapsed.")
@@ -131,11 +137,14 @@ class LeadCounts(Shape):
     held: int = Field(description="Waiting for the number's 24-hour attempt cap.")
     done: int
     expired: int
+    deleted: int = Field(
+        description="Deleted leads: not in `total`; their attempts and leases still count."
+    )
 
     @classmethod
     def of(cls, leads: dict[str, int]) -> LeadCounts:
         return cls(
-            total=sum(leads.values()),
+            total=sum(leads.values()) - leads["deleted"],
             pending=leads["pending"],
             leased=leads["leased"],
             retry_scheduled=leads["retry"],
@@ -143,6 +152,7 @@ class LeadCounts(Shape):
             held=leads["held"],
             done=leads["done"],
             expired=leads["expired"],
+            deleted=leads["deleted"],
         )
 
 
@@ -282,7 +292,7 @@ _PROBLEMS: dict[int, tuple[str, str]] = {
     401: ("No, malformed or wrong credentials", "wrong user name or API key"),
     404: ("Unknown campaign or lease, or another account's", "no lease '4f0c...'"),
     409: (
-        "Lease already reported or expired; leasing from a stopped campaign",
+        "Lease already reported or expired, or its lead deleted; leasing from a stopped campaign",
         "lease '4f0c...' was already reported (busy)",
     ),
     422: (

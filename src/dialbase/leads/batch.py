@@ -14,7 +14,10 @@ by a store (``leads.stores``). Inside that transaction, for each lead in arrival
 4. every other lead is inserted (``STORED``), its zone key recorded for its campaign
    (``campaign_zones``), and its ``action`` starts or stops the campaign.
 
-The guard's primary key makes the duplicate check exact across processes and hosts.
+The guard's primary key makes the duplicate check exact across processes and hosts. A
+guard stands for the campaign's live leads of a number: deleting the last of them
+(``compat.deletion``) deletes it, in the deletion's transaction, so the number counts as
+new again.
 
 A store's ``write`` ends in one of four ways, and the writer treats each differently:
 - it returns one ``WriteResult`` per lead: the transaction committed;

@@ -18,6 +18,7 @@ class LeadStatus(enum.StrEnum):
     CALLBACK = "callback"  # due at a time the person chose
     DONE = "done"
     EXPIRED = "expired"
+    DELETED = "deleted"  # soft-deleted (``compat.deletion``): in no queue, list or export
 
 
 class Lead(Base):
@@ -48,11 +49,14 @@ class Lead(Base):
     callback_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # while a callback
     callback_agent: Mapped[str | None] = mapped_column(String(255))  # only this agent gets it
     closed_reason: Mapped[str | None] = mapped_column(String(32))  # why a done lead is done
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # with status deleted
 
 
 class CampaignNumber(Base):
-    """Every phone number a campaign holds (E.164 form), once: the guard of the exact
-    duplicate check."""
+    """Every phone number a campaign holds in a live (not deleted) lead, E.164 form, once:
+    the guard of the exact duplicate check. Deleting a number's last live lead of a
+    campaign deletes its guard in the same transaction (``compat.deletion``), so the
+    number can be added again with the duplicate check on."""
 
     __tablename__ = "campaign_numbers"
 

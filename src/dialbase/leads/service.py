@@ -1,5 +1,5 @@
 """Reading leads back out (export), and adding leads outside the request path (demo data,
-tests). Requests write through ``leads.writer``."""
+tests). Requests write through ``leads.writer``. Deleted leads are never read out."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from dialbase import phones
 from dialbase.campaigns.models import Campaign
 from dialbase.compat.fields import in_zone
-from dialbase.leads.models import CampaignZones, Lead
+from dialbase.leads.models import CampaignZones, Lead, LeadStatus
 
 EXPORT_FIELDS = [
     "phoneNumber",
@@ -69,13 +69,18 @@ def lead_view(lead: Lead, zone: ZoneInfo) -> dict[str, object]:
 async def iter_leads(
     session: AsyncSession, campaign: Campaign, zone: ZoneInfo, chunk: int = 1000
 ) -> AsyncIterator[dict[str, object]]:
-    """Every lead of a campaign in the order stored, read in chunks (bounded memory)."""
+    """Every lead of a campaign in the order stored, read in chunks (bounded memory);
+    deleted leads left out."""
     last_id = 0
     while True:
         rows = (
             await session.scalars(
                 select(Lead)
-                .where(Lead.campaign_id == campaign.id, Lead.id > last_id)
+                .where(
+                    Lead.campaign_id == campaign.id,
+                    Lead.id > last_id,
+                    Lead.status != LeadStatus.DELETED.value,
+                )
                 .order_by(Lead.id)
                 .limit(chunk)
             )

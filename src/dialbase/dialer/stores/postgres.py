@@ -14,7 +14,9 @@ while it is still leased for that attempt, claims the open lease, moves the lead
 
 A connection lost while a statement ran answers 503: a lease that may have been made
 then lapses at its deadline and its lead returns to the queue; an outcome sent again is
-answered 409 "already reported" if the first one was recorded.
+answered 409 "already reported" if the first one was recorded. An outcome for a lease
+whose lead was deleted is answered 409 and changes nothing (the lead is no longer
+``leased``, so the statement moves nothing).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from dialbase.dialer.leasing import (
     refusal,
     suppression_note,
 )
+from dialbase.dialer.stores import lead_deleted
 from dialbase.errors import DatabaseUnavailable, database_unavailable, outages
 
 _SETTLE = """
@@ -172,6 +175,7 @@ _REPORT = """
 WITH rev AS (SELECT value AS v FROM config_revision WHERE id = 1),
 found AS (
     SELECT s.lead_id, s.attempt, s.outcome, s.deadline, c.account_id,
+           (SELECT l.status = 'deleted' FROM leads l WHERE l.id = s.lead_id) AS deleted,
            $7::timestamptz IS NULL AND $5 AND s.attempt < c.max_attempts AS retry,
            COALESCE((c.retry_delays ->> $4)::integer, c.retry_delay_seconds) AS delay
     FROM leases s JOIN campaigns c ON c.id = s.campaign_id
@@ -208,10 +212,15 @@ suppressed AS (
     ON CONFLICT (account_id, number) DO UPDATE SET expires_at = NULL
 )
 SELECT (SELECT v FROM rev) AS revision, now() AS now, found.outcome, found.deadline,
-       found.attempt,
+       found.attempt, found.deleted,
        found.lead_id IS NOT NULL AS found, moved.status, moved.due_at,
        (SELECT count(*) FROM claimed) AS claimed
 FROM (SELECT 1) AS one LEFT JOIN found ON true LEFT JOIN moved ON true
+"""
+_DELETED = """
+SELECT l.status = 'deleted' FROM leases s
+JOIN campaigns c ON c.id = s.campaign_id JOIN leads l ON l.id = s.lead_id
+WHERE s.id = $1 AND c.account_id = $2
 """
 
 
@@ -276,9 +285,18 @@ class PostgresQueueStore:
         if row["revision"] != ask.revision:
             return Stale(row["revision"])
         if not row["claimed"]:
+            deleted = row["found"] and row["outcome"] is None
+            if deleted and (row["deleted"] or await self._deleted(ask)):
+                return lead_deleted(ask.lease_id)
             return refusal(ask, row["now"], row["outcome"], row["deadline"], found=row["found"])
         due = row["due_at"] if row["status"] in (RETRY, CALLBACK) else None
         return Report(ask.lease_id, ask.outcome, row["status"], row["attempt"], due)
+
+    async def _deleted(self, ask: OutcomeAsk) -> bool:
+        """Whether the lease's lead is deleted now (read afresh: a deletion may have
+        committed while the outcome's statement waited for the lead's lock)."""
+        async with self._connection() as conn:
+            return bool(await conn.fetchval(_DELETED, ask.lease_id, ask.account_id))
 
     def _connection(self) -> _Connection:
         return _Connection(self)

@@ -35,6 +35,7 @@ from dialbase.dialer.leasing import (
     refusal,
     suppression_note,
 )
+from dialbase.dialer.stores import DELETED, lead_deleted
 from dialbase.sqlite_writer import SQLiteWriter
 
 _REVISION = "SELECT value FROM config_revision WHERE id = 1"
@@ -132,7 +133,7 @@ _LEASE = (
 )
 _FIND = """
 SELECT s.lead_id, s.attempt, s.outcome, s.deadline, c.max_attempts, c.retry_delay_seconds,
-       c.retry_delays, c.account_id, l.phone_e164
+       c.retry_delays, c.account_id, l.phone_e164, l.status
 FROM leases s JOIN campaigns c ON c.id = s.campaign_id JOIN leads l ON l.id = s.lead_id
 WHERE s.id = ? AND c.account_id = ?
 """
@@ -316,7 +317,20 @@ def _report(conn: sqlite3.Connection, ask: OutcomeAsk) -> Report | Stale | Refus
     found = conn.execute(_FIND, (ask.lease_id, ask.account_id)).fetchone()
     if found is None:
         return refusal(ask, now, None, None, found=False)
-    lead_id, attempt, outcome, deadline_text, max_attempts, delay, delays, account, number = found
+    (
+        lead_id,
+        attempt,
+        outcome,
+        deadline_text,
+        max_attempts,
+        delay,
+        delays,
+        account,
+        number,
+        status,
+    ) = found
+    if outcome is None and status == DELETED:
+        return lead_deleted(ask.lease_id)
     deadline = _instant(deadline_text)
     if outcome is not None or deadline <= now:
         return refusal(ask, now, outcome, deadline, found=True)

@@ -9,6 +9,12 @@ returns the revision and the (1-based) positions of the kept and the listed lead
 Leads that carry a campaign action are written in an explicit transaction with the
 actions (campaigns updated in id order).
 
+A guard that exists already is locked, not updated (``DO UPDATE ... WHERE false`` locks
+the conflicting row and returns only inserted ones): a deletion (``compat.deletion``)
+that removes a campaign's last live lead of a number deletes the guard after locking it,
+so a batch adding that number meanwhile either commits first (and the deletion then sees
+its lead) or waits and inserts a new guard.
+
 Several batches may be in flight on their own connections (``DIALBASE_DB_WRITER_
 CONNECTIONS``): while one waits for its commit, the next is being written. Guards are
 inserted in key order, so concurrent batches wait for each other but do not deadlock
@@ -68,7 +74,8 @@ open AS (SELECT * FROM live WHERE ord NOT IN (SELECT ord FROM listed)),
 guard AS (
     INSERT INTO campaign_numbers (campaign_id, phone_number)
     SELECT DISTINCT c, q FROM open ORDER BY c, q
-    ON CONFLICT DO NOTHING
+    ON CONFLICT (campaign_id, phone_number) DO UPDATE SET phone_number = EXCLUDED.phone_number
+    WHERE false
     RETURNING campaign_id, phone_number
 ),
 firsts AS (SELECT DISTINCT ON (c, q) ord FROM open ORDER BY c, q, ord),
