@@ -161,12 +161,6 @@ async def test_check_2_before_3_an_expired_token_that_was_superseded_is_invalid(
     assert await stored(sessionmaker) == ["9000000001"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="compat/auth.py: on AddCampaignData (fresh=False) a worker's cached account"
-    " answers 'Token Expired' for a token superseded on another worker; that refusal is"
-    " not checked again afresh",
-)
 async def test_check_2_before_3_on_another_worker_that_cached_the_token(
     backend: Backend, client, sessionmaker
 ):
