@@ -78,6 +78,7 @@ DefaultCountry = Annotated[
         help='ISO 3166 code (e.g. IN) of numbers sent without a country prefix; "" for none.'
     ),
 ]
+KEY_HELP = "Generated when not given; keys are unique: never another account's key."
 DAILY_ATTEMPTS_HELP = "Most hand-outs of one number in any 24 hours (0 to 1000; 0: no cap)."
 
 
@@ -195,7 +196,7 @@ def db_upgrade(database_url: DatabaseURL = None) -> None:
 @account_app.command("create")
 def account_create(
     username: Username,
-    api_key: Annotated[str | None, typer.Option(help="Generated when not given.")] = None,
+    api_key: Annotated[str | None, typer.Option(help=KEY_HELP)] = None,
     auth_mode: Annotated[str, typer.Option(help="BASIC_AUTH, TOKEN_AUTH or NONE.")] = "BASIC_AUTH",
     timezone: Annotated[str, typer.Option(help="IANA time zone.")] = "UTC",
     rate_limit: Annotated[int, typer.Option(help="Requests per minute.")] = 100,
@@ -270,7 +271,7 @@ def account_show(username: Username, database_url: DatabaseURL = None, json: Jso
 @account_app.command("rotate-key")
 def account_rotate_key(
     username: Username,
-    api_key: Annotated[str | None, typer.Option(help="Generated when not given.")] = None,
+    api_key: Annotated[str | None, typer.Option(help=KEY_HELP)] = None,
     database_url: DatabaseURL = None,
     json: JsonFlag = False,
 ) -> None:

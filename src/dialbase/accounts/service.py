@@ -20,6 +20,11 @@ from dialbase.leads.models import Lead, LeadStatus
 
 MAX_RATE_LIMIT = 1_000_000_000
 MAX_DAILY_ATTEMPTS = 1000
+# API keys are unique across accounts: the older add endpoint names an account by its key.
+KEY_TAKEN = (
+    "that API key is already used by another account: choose another one,"
+    " or leave it out to have one generated"
+)
 
 
 def hash_api_key(api_key: str) -> str:
@@ -126,9 +131,12 @@ async def create_account(
     if not username:
         raise Invalid("a user name must not be blank")
     key = check_api_key(api_key) if api_key is not None else new_api_key()
+    if await session.scalar(select(Account.id).where(Account.username == username)) is not None:
+        raise Conflict(_name_taken(username))
+    key_hash = await _free_key_hash(session, key)
     account = Account(
         username=username,
-        api_key_hash=hash_api_key(key),
+        api_key_hash=key_hash,
         auth_mode=check_auth_mode(auth_mode),
         timezone=check_timezone(timezone),
         rate_limit=check_rate_limit(rate_limit),
@@ -136,12 +144,31 @@ async def create_account(
         max_daily_attempts=check_max_daily_attempts(max_daily_attempts),
     )
     session.add(account)
+    await _flush(session, _name_taken(username))
+    await bump_revision(session)
+    return account, key
+
+
+def _name_taken(username: str) -> str:
+    return f"an account named {username!r} already exists"
+
+
+async def _free_key_hash(session: AsyncSession, api_key: str, account_id: int | None = None) -> str:
+    """The key's hash, if no account but ``account_id`` has that key; else ``Conflict``."""
+    key_hash = hash_api_key(api_key)
+    holder = await session.scalar(select(Account.id).where(Account.api_key_hash == key_hash))
+    if holder is not None and holder != account_id:
+        raise Conflict(KEY_TAKEN)
+    return key_hash
+
+
+async def _flush(session: AsyncSession, name_taken: str) -> None:
+    """Flush; a unique index refusing the write (another writer got there between the
+    check and the write) is a ``Conflict`` naming what was taken."""
     try:
         await session.flush()
     except IntegrityError as exc:
-        raise Conflict(f"an account named {username!r} already exists") from exc
-    await bump_revision(session)
-    return account, key
+        raise Conflict(KEY_TAKEN if "api_key_hash" in str(exc.orig) else name_taken) from exc
 
 
 async def get_account(session: AsyncSession, username: str) -> Account:
@@ -171,13 +198,13 @@ async def update_account(
     if rate_limit is not None:
         account.rate_limit = check_rate_limit(rate_limit)
     if api_key is not None:
-        account.api_key_hash = hash_api_key(check_api_key(api_key))
+        account.api_key_hash = await _free_key_hash(session, check_api_key(api_key), account.id)
     if default_country is not None:
         account.default_country = check_default_country(default_country)
     if max_daily_attempts is not None:
         account.max_daily_attempts = check_max_daily_attempts(max_daily_attempts)
         await _recheck_held_leads(session, account.id)
-    await session.flush()
+    await _flush(session, _name_taken(account.username))
     await bump_revision(session)
     return account
 
@@ -199,12 +226,13 @@ async def rotate_api_key(
     """Replace an account's key; returns it with the new key in clear (shown once).
 
     The revision bump makes every worker's cache re-read the account, so the old key
-    stops working at once everywhere (``compat/directory.py``).
+    stops working at once everywhere (``compat/directory.py``). A key another account
+    has is refused (``Conflict``): keys are unique across accounts.
     """
     account = await get_account(session, username)
     key = check_api_key(api_key) if api_key is not None else new_api_key()
-    account.api_key_hash = hash_api_key(key)
-    await session.flush()
+    account.api_key_hash = await _free_key_hash(session, key, account.id)
+    await _flush(session, _name_taken(account.username))
     await bump_revision(session)
     return account, key
 
