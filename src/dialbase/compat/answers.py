@@ -77,3 +77,44 @@ def invalid_action(dial_type: str) -> Body:
         "message": "Please pass the valid Campaign action SuccessFully Updated"
         f" {dial_type} Campaign Data",
     }
+
+
+# The older add endpoint (``compat.legacy``): ``{"status", "message"}`` in JSON or XML.
+def legacy(status: str, message: str) -> Body:
+    return {"status": status, "message": message}
+
+
+LEGACY_NO_USER = legacy("FAIL", "No User Found")  # check 1
+LEGACY_NOT_BASIC_AUTH = legacy("FAIL", "Invalid action.")  # check 2
+LEGACY_CAMPAIGN = legacy("FAIL", "Campaign Name is Invalid")  # check 3
+LEGACY_NOT_OUTBOUND = legacy("FAIL", "The selected campaign is not outbound")  # check 4
+LEGACY_PHONE_MISSING = legacy("FAIL", "Phone Number is Empty!")  # check 5
+LEGACY_PHONE_INVALID = legacy("FAIL", "Phone Number is Invalid!")  # check 6
+LEGACY_DND = legacy("FAIL", DND_NUMBER["message"])  # check 7
+LEGACY_PRIORITY = legacy("FAIL", BAD_PRIORITY["message"])  # check 8
+LEGACY_DATE = legacy("FAIL", BAD_DATE["message"])  # check 9
+LEGACY_PAST_DATE = legacy("FAIL", PAST_DATE["message"])  # check 10
+LEGACY_AGENT_MISSING = legacy("FAIL", AGENT_MISSING["message"])  # check 11
+LEGACY_AGENT_UNMAPPED = legacy("FAIL", AGENT_UNMAPPED["message"])  # check 11
+LEGACY_SKILL = legacy("FAIL", BAD_SKILL["message"])  # check 11
+LEGACY_DUPLICATE = legacy("SUCCESS", "Number Already Exist")  # check 12
+LEGACY_UPDATED = legacy("SUCCESS", "Successfully Updated")
+
+
+def legacy_started(dial_type: str) -> Body:
+    return legacy("SUCCESS", f"Successfully Updated, {dial_type} was started")
+
+
+def legacy_stopped(dial_type: str) -> Body:
+    return legacy("SUCCESS", f"Successfully Updated, {dial_type} was stopped")
+
+
+# Campaign status and start/stop (``compat.campaign_status``).
+MANDATORY = {"status": "failure", "message": "All parameters are mandatory"}
+NO_RECORD = {"status": "failure", "message": "no record found"}
+STATUS_NOT_OUTBOUND = {"status": "failure", "message": "The selected campaign is not outbound"}
+
+
+def status_set(dial_type: str, running: bool) -> Body:
+    verb = "started" if running else "stopped"
+    return {"status": "SUCCESS", "message": f"SUCCESSFULLY UPDATED, {dial_type} was {verb}"}

@@ -61,14 +61,19 @@ class Body:
     extra: dict[str, str]
 
 
-def split_body(payload: dict[str, Any], limits: Limits) -> Body:
-    """Separate documented keys (first spelling wins) from extra columns (stored as text)."""
+def split_body(
+    payload: dict[str, Any], limits: Limits, documented: dict[str, str] = DOCUMENTED
+) -> Body:
+    """Separate documented keys (first spelling wins) from extra columns (stored as text).
+
+    ``documented`` maps a lower-cased key to its field (the older add endpoint has its own
+    names)."""
     fields: dict[str, Any] = {}
     extra: dict[str, str] = {}
     for key, value in payload.items():
         if isinstance(value, list | dict) and _too_deep(value):
             raise FieldValueError(f"The value of {key!r} is nested deeper than {MAX_DEPTH} levels.")
-        canonical = DOCUMENTED.get(key.lower())
+        canonical = documented.get(key.lower())
         if canonical is not None:
             if isinstance(value, str) and "\x00" in value:  # PostgreSQL text refuses NUL
                 raise FieldValueError(f"The value of {key!r} contains a NUL character (U+0000).")

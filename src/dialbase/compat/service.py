@@ -1,7 +1,11 @@
-"""AddCampaignData: the contract's checks in their order, then the group-commit write.
+"""AddCampaignData and the older add endpoint: the checks after authentication, in their
+order and each endpoint's words, then the group-commit write.
 
-No web framework here: ``handle`` takes the parsed body, the ``apiKey`` header (or None)
-and the client address, and returns an ``Answer`` (HTTP status, JSON body, headers).
+No web framework here. ``AddCampaignData.handle`` takes the parsed body, the credentials
+of the headers and the client address, and returns an ``Answer`` (HTTP status, JSON body,
+headers). The older add endpoint (``compat.legacy``) authenticates its own way and shares
+the rest: ``LeadIntake`` runs the checks both have (campaign, direction, phone number,
+do-not-call, priority, expiry, routing, duplicate) with the bodies of a ``Wording``.
 
 The checks run against a worker's cache of accounts and campaigns (``Directory``). Each
 attempt ends in one of three typed results:
@@ -16,6 +20,8 @@ attempt ends in one of three typed results:
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,9 +29,9 @@ from typing import Any
 from dialbase import phones
 from dialbase.campaigns.models import Direction, Routing
 from dialbase.compat import answers, fields
-from dialbase.compat.answers import Answer
+from dialbase.compat.answers import Answer, Body
 from dialbase.compat.auth import Credentials, FamilyAuth, rate_limited
-from dialbase.compat.directory import AccountInfo, CampaignInfo
+from dialbase.compat.directory import AccountInfo, CampaignInfo, Directory
 from dialbase.dnc.service import DncLists
 from dialbase.errors import ServiceUnavailable
 from dialbase.leads.batch import ActionResult, NewLead, Outcome
@@ -51,24 +57,44 @@ class Stale:
 
 
 Attempt = Answer | Rejected | Stale
+# Authenticates the request again (after the settings moved): the account or the refusal.
+Identify = Callable[[], Awaitable[AccountInfo | Answer]]
 
 
-class AddCampaignData:
-    def __init__(self, auth: FamilyAuth, writer: GroupCommitWriter, dnc: DncLists) -> None:
-        self.auth = auth
-        self.directory = auth.directory
-        self.limiter = auth.limiter
+@dataclass(frozen=True, slots=True)
+class Wording:
+    """One add endpoint's bodies for the checks ``LeadIntake`` runs, in their order."""
+
+    campaign_missing: Body
+    campaign_unknown: Body
+    not_outbound: Body
+    phone_missing: Body
+    phone_invalid: Body
+    do_not_call: Body
+    bad_priority: Body
+    bad_date: Body
+    past_date: Body
+    agent_missing: Body
+    agent_unmapped: Body
+    bad_skill: Body
+    duplicate: Callable[[CampaignInfo], Body]
+    # The campaign, the request's action (``fields.action``) and what the write did.
+    success: Callable[[CampaignInfo, str | None, ActionResult | None], Body]
+
+
+class LeadIntake:
+    """The checks after authentication and the write, retried while the settings move."""
+
+    def __init__(
+        self, directory: Directory, writer: GroupCommitWriter, dnc: DncLists, wording: Wording
+    ) -> None:
+        self.directory = directory
         self.writer = writer
         self.dnc = dnc
+        self.wording = wording
 
-    async def handle(self, body: fields.Body, credentials: Credentials, address: str) -> Answer:
-        identified = await self.auth.identify(body.fields, credentials, address, fresh=False)
-        if isinstance(identified, Answer):  # checks 1 to 4 (or the bearer checks)
-            return identified
-        account = identified
-        retry_after = await self.limiter.hit_account(account.id, account.rate_limit)
-        if retry_after:
-            return rate_limited(retry_after)
+    async def add(self, body: fields.Body, account: AccountInfo, identify: Identify) -> Answer:
+        """Check and write the lead of an authenticated request (its budget counted)."""
         for _ in range(MAX_RECHECKS):
             attempt = await self._check_and_write(body, account)
             if isinstance(attempt, Answer):
@@ -80,25 +106,25 @@ class AddCampaignData:
                 if not await self.directory.refresh(max_age):
                     return Answer(attempt.body)
             # The account changed under the request: the answer is its refusal, if any.
-            refreshed = await self.auth.identify(body.fields, credentials, address, fresh=False)
+            refreshed = await identify()
             if isinstance(refreshed, Answer):
                 return refreshed
             account = refreshed
         raise ServiceUnavailable(SETTINGS_MOVING)
 
     async def _check_and_write(self, body: fields.Body, account: AccountInfo) -> Attempt:
-        """Checks 5 to 16 and the write."""
         values = body.fields
+        words = self.wording
         if fields.is_blank(values.get("campaignname")):
-            return Rejected(answers.CAMPAIGN_MISSING, content_only=True)
+            return Rejected(words.campaign_missing, content_only=True)
         name = (fields.as_text(values["campaignname"]) or "").strip()
         campaign = await self.directory.campaign(account.id, name)
         if campaign is None:
-            return Rejected(answers.CAMPAIGN_UNKNOWN)
-        lead = _lead(body, account, campaign)
-        if isinstance(lead, Later):  # check 8b comes before checks 9 to 14
+            return Rejected(words.campaign_unknown)
+        lead = _lead(body, account, campaign, words)
+        if isinstance(lead, Later):  # the do-not-call check comes before the later ones
             if await self.dnc.listed(account.id, lead.phone_e164):
-                return Rejected(answers.DND_NUMBER)
+                return Rejected(words.do_not_call)
             return lead.rejected
         if isinstance(lead, Rejected):
             return lead
@@ -106,11 +132,31 @@ class AddCampaignData:
         if result.outcome is Outcome.STALE:
             return Stale(result.revision)
         if result.outcome is Outcome.DO_NOT_CALL:
-            return Answer(answers.DND_NUMBER)
+            return Answer(words.do_not_call)
         if result.outcome is Outcome.DUPLICATE:
-            skillwise = campaign.routing == Routing.SKILLWISE
-            return Answer(answers.DUPLICATE_SKILLWISE if skillwise else answers.DUPLICATE)
-        return Answer(_success(campaign, fields.action(values), result.action))
+            return Answer(words.duplicate(campaign))
+        return Answer(words.success(campaign, fields.action(values), result.action))
+
+
+class AddCampaignData:
+    def __init__(self, auth: FamilyAuth, writer: GroupCommitWriter, dnc: DncLists) -> None:
+        self.auth = auth
+        self.directory = auth.directory
+        self.limiter = auth.limiter
+        self.intake = LeadIntake(auth.directory, writer, dnc, ADD_CAMPAIGN_DATA)
+
+    async def handle(self, body: fields.Body, credentials: Credentials, address: str) -> Answer:
+        identify = functools.partial(
+            self.auth.identify, body.fields, credentials, address, fresh=False
+        )
+        identified = await identify()
+        if isinstance(identified, Answer):  # checks 1 to 4 (or the bearer checks)
+            return identified
+        account = identified
+        retry_after = await self.limiter.hit_account(account.id, account.rate_limit)
+        if retry_after:
+            return rate_limited(retry_after)
+        return await self.intake.add(body, account, identify)  # checks 5 to 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,17 +168,20 @@ class Later:
 
 
 def _lead(
-    body: fields.Body, account: AccountInfo, campaign: CampaignInfo
+    body: fields.Body, account: AccountInfo, campaign: CampaignInfo, words: Wording
 ) -> NewLead | Rejected | Later:
-    """Checks 7 to 14 (8b is the write batch's); the lead to write when they all pass."""
+    """The checks from the campaign's direction on (do-not-call is the write batch's);
+    the lead to write when they all pass."""
     values = body.fields
     if campaign.direction != Direction.OUTBOUND:
-        return Rejected(answers.NOT_OUTBOUND)
-    phone = fields.phone_number(values.get("phonenumber"))
+        return Rejected(words.not_outbound)
+    if fields.is_blank(values.get("phonenumber")):
+        return Rejected(words.phone_missing, content_only=True)
+    phone = fields.phone_number(values["phonenumber"])
     if phone is None:
-        return Rejected(answers.BAD_PHONE, content_only=True)
+        return Rejected(words.phone_invalid, content_only=True)
     phone_e164, candidates = phones.normalized(phone, account.default_country)
-    checked = _later_checks(values, account, campaign)
+    checked = _later_checks(values, account, campaign, words)
     if isinstance(checked, Rejected):
         return Later(checked, phone_e164)
     action = fields.action(values)
@@ -163,25 +212,25 @@ class _Checked:
 
 
 def _later_checks(
-    values: dict[str, Any], account: AccountInfo, campaign: CampaignInfo
+    values: dict[str, Any], account: AccountInfo, campaign: CampaignInfo, words: Wording
 ) -> _Checked | Rejected:
-    """Checks 9 to 14: the first that fails, or the values they read."""
+    """Priority, expiry and routing: the first that fails, or the values they read."""
     priority = 1
     if "priority" in values:
         parsed = fields.priority(values["priority"])
         if parsed is None:
-            return Rejected(answers.BAD_PRIORITY, content_only=True)
+            return Rejected(words.bad_priority, content_only=True)
         priority = parsed
     expires_at = None
     if "expirydate" in values:
         expires_at = fields.expiry(values["expirydate"], account.zone)
         if expires_at is None:
-            return Rejected(answers.BAD_DATE, content_only=True)
+            return Rejected(words.bad_date, content_only=True)
         if expires_at <= datetime.now(UTC):
-            return Rejected(answers.PAST_DATE)
+            return Rejected(words.past_date)
     agent = fields.optional_text(values.get("agentid"))
     skill = fields.optional_text(values.get("skill"))
-    routing_error = _routing_error(campaign, agent, skill)
+    routing_error = _routing_error(campaign, agent, skill, words)
     if routing_error is not None:
         return Rejected(routing_error)
     return _Checked(priority, expires_at, agent, skill)
@@ -194,17 +243,22 @@ def _name(value: Any) -> str | None:
 
 
 def _routing_error(
-    campaign: CampaignInfo, agent: str | None, skill: str | None
+    campaign: CampaignInfo, agent: str | None, skill: str | None, words: Wording
 ) -> answers.Body | None:
-    """Checks 12 to 14."""
     if campaign.routing == Routing.AGENTWISE:
         if agent is None:
-            return answers.AGENT_MISSING
+            return words.agent_missing
         if agent not in campaign.agents:
-            return answers.AGENT_UNMAPPED
+            return words.agent_unmapped
     elif campaign.routing == Routing.SKILLWISE and (skill is None or skill not in campaign.skills):
-        return answers.BAD_SKILL
+        return words.bad_skill
     return None
+
+
+def _duplicate(campaign: CampaignInfo) -> answers.Body:
+    """Checks 15 and 16."""
+    skillwise = campaign.routing == Routing.SKILLWISE
+    return answers.DUPLICATE_SKILLWISE if skillwise else answers.DUPLICATE
 
 
 def _success(
@@ -222,3 +276,21 @@ def _success(
     if result is ActionResult.STOPPED:
         return answers.stopped(dial_type)
     return answers.invalid_action(dial_type)
+
+
+ADD_CAMPAIGN_DATA = Wording(
+    campaign_missing=answers.CAMPAIGN_MISSING,  # check 5
+    campaign_unknown=answers.CAMPAIGN_UNKNOWN,  # check 6
+    not_outbound=answers.NOT_OUTBOUND,  # check 7
+    phone_missing=answers.BAD_PHONE,  # check 8
+    phone_invalid=answers.BAD_PHONE,  # check 8
+    do_not_call=answers.DND_NUMBER,  # check 8b
+    bad_priority=answers.BAD_PRIORITY,  # check 9
+    bad_date=answers.BAD_DATE,  # check 10
+    past_date=answers.PAST_DATE,  # check 11
+    agent_missing=answers.AGENT_MISSING,  # check 12
+    agent_unmapped=answers.AGENT_UNMAPPED,  # check 13
+    bad_skill=answers.BAD_SKILL,  # check 14
+    duplicate=_duplicate,  # checks 15 and 16
+    success=_success,
+)
