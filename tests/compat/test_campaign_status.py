@@ -437,12 +437,11 @@ async def test_failed_status_authentications_count_against_the_address(backend: 
 
 async def test_a_hung_redis_does_not_break_status_or_start(backend: Backend, redis_peer):
     settings = backend.settings(redis_url=redis_peer.url, redis_timeout_ms=200)
-    async with running_app(settings) as app:
-        async with client_for(app) as client:
-            started = await client.put(SET_URL, json=set_body(), headers=KEY_HEADER)
-            status = await get_status(
-                client, headers=KEY_HEADER, body={"userName": "acme", "campaignName": "Sales"}
-            )
+    async with running_app(settings) as app, client_for(app) as client:
+        started = await client.put(SET_URL, json=set_body(), headers=KEY_HEADER)
+        status = await get_status(
+            client, headers=KEY_HEADER, body={"userName": "acme", "campaignName": "Sales"}
+        )
     assert started.status_code == 200 and started.json() == STARTED
     assert status.status_code == 200 and status.json()["message"][0]["Position"] == "RUNNING"
 

@@ -102,11 +102,12 @@ def split(values: dict[str, str], limits: fields.Limits) -> fields.Body:
     return fields.split_body(values, limits, documented=DOCUMENTED)
 
 
-def wants_json(body: fields.Body, extension: str | None) -> bool:
-    """The ``format`` parameter decides, then the method segment's extension; XML otherwise."""
-    requested = body.fields.get("format")
-    if isinstance(requested, str):
-        return requested.strip().lower() == "json"
+def wants_json(values: Iterable[tuple[str, str]], extension: str | None) -> bool:
+    """The ``format`` parameter (the first found) decides, then the method segment's
+    extension; XML otherwise."""
+    for name, value in values:
+        if name.lower() == "format" and value:
+            return value.strip().lower() == "json"
     return extension == "json"
 
 

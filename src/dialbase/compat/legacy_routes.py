@@ -23,7 +23,7 @@ from starlette.types import Receive, Scope, Send
 
 from dialbase.compat import fields, legacy
 from dialbase.compat.answers import Answer, false_body
-from dialbase.compat.legacy import LegacyAddCampaignData, NotThisEndpoint, Target
+from dialbase.compat.legacy import LegacyAddCampaignData, NotThisEndpoint
 from dialbase.compat.routes import DISCARD_BYTES, ClientGone, _read_body
 from dialbase.responses import compat_answer
 from dialbase.services import Services
@@ -91,25 +91,32 @@ class LegacyEndpoint:
         await send({"type": "http.response.body", "body": body})
 
     async def _answer(self, scope: Scope, receive: Receive, asked: Asked) -> Answer:
+        raw_query = scope.get("query_string", b"")
         try:
             target = legacy.target(_tail(scope))
-            query = _pairs(scope.get("query_string", b""))
         except NotThisEndpoint:
             raise Refused(404, NOT_FOUND) from None
         except UnicodeDecodeError:
+            asked.json = legacy.wants_json(_pairs(raw_query, "replace"), None)
             raise Refused(400, NOT_UTF8) from None
-        asked.json = _early_format(target, query)
+        try:
+            query = _pairs(raw_query)
+        except UnicodeDecodeError:
+            asked.json = legacy.wants_json(_pairs(raw_query, "replace"), target.extension)
+            raise Refused(400, NOT_UTF8) from None
+        # As far as the path and query string tell, for the answers before the form's.
+        asked.json = legacy.wants_json([*target.segments, *query], target.extension)
         if scope["method"] not in METHODS:
             raise Refused(405, NOT_ALLOWED, {"Allow": ", ".join(METHODS)})
         form = await self._form(scope, receive) if scope["method"] == "POST" else []
         values = legacy.parameters(target.segments, form, query)
+        asked.json = legacy.wants_json(values.items(), target.extension)
         try:
             body = legacy.split(values, self.services.field_limits)
         except fields.FieldLimitError as exc:
             raise Refused(413, str(exc)) from None
         except fields.FieldValueError as exc:
             raise Refused(400, str(exc)) from None
-        asked.json = legacy.wants_json(body, target.extension)
         client = scope.get("client")
         address = client[0] if client else "unknown"
         return await self.service.handle(body, address)
@@ -147,18 +154,10 @@ def _tail(scope: Scope) -> str:
     return path[len(PREFIX) :]
 
 
-def _pairs(raw: bytes) -> list[tuple[str, str]]:
-    """``a=1&b=2`` as pairs, in order; raises ``UnicodeDecodeError`` for bytes not UTF-8."""
-    return parse_qsl(raw.decode(), keep_blank_values=True, errors="strict")
-
-
-def _early_format(target: Target, query: list[tuple[str, str]]) -> bool:
-    """Whether JSON is asked, as far as the path and query string tell (for the answers
-    given before the form is read)."""
-    for name, value in [*target.segments, *query]:
-        if name.lower() == "format" and value:
-            return value.strip().lower() == "json"
-    return target.extension == "json"
+def _pairs(raw: bytes, errors: str = "strict") -> list[tuple[str, str]]:
+    """``a=1&b=2`` as pairs, in order; raises ``UnicodeDecodeError`` for bytes not UTF-8
+    (unless ``errors="replace"``)."""
+    return parse_qsl(raw.decode(errors=errors), keep_blank_values=True, errors=errors)
 
 
 async def _multipart(headers: Headers, raw: bytes) -> list[tuple[str, str]]:
@@ -166,7 +165,7 @@ async def _multipart(headers: Headers, raw: bytes) -> list[tuple[str, str]]:
         yield raw
 
     try:
-        form = await MultiPartParser(headers, stream(), max_files=0).parse()
+        form = await MultiPartParser(headers, stream(), max_files=1).parse()
     except MultiPartException as exc:
         raise Refused(400, f"The multipart/form-data body cannot be read: {exc.message}") from None
     pairs: list[tuple[str, str]] = []
