@@ -2,9 +2,13 @@
 """Ingest benchmark: dialbase vs a minimal reference app under the same wrk load.
 
     bench/ingest [--backend sqlite|postgres|both] [--duration 10] [--runs 3] [--profile]
+    bench/ingest --endpoint legacy ...
 
 For each backend, a fresh database per app, the server pinned to CPU 0 and wrk
 to CPU 1; prints a markdown table and writes bench/results/ingest-<time>.md.
+With ``--endpoint legacy`` the two runs are dialbase's AddCampaignData (ingest.lua) and
+dialbase's older add endpoint (form posts, XML answers: ingest_legacy.lua), and the
+ratio is the older endpoint's throughput over AddCampaignData's.
 """
 
 import argparse
@@ -15,6 +19,7 @@ from datetime import UTC, datetime
 
 import orjson
 from benchlib import (
+    BENCH,
     DIALBASE_CMD,
     REFERENCE_CMD,
     RESULTS,
@@ -26,9 +31,13 @@ from benchlib import (
     run_wrk,
     serve_app,
     warn_if_busy,
+    wrk,
 )
 
 APPS = ("reference", "dialbase")
+LEGACY_APPS = ("dialbase", "legacy")  # --endpoint legacy: AddCampaignData, the older one
+LEGACY_LUA = BENCH / "ingest_legacy.lua"
+LEGACY_PATH = "/cloudAgentRestAPI/index.php/CloudAgent/CloudAgentAPI/addCamapaignData"
 COLUMNS = (
     "backend",
     "app",
@@ -55,6 +64,13 @@ def parse_args() -> argparse.Namespace:
     )
     ap.add_argument("--threads", type=int, default=1, help="wrk threads (1 or 2)")
     ap.add_argument(
+        "--endpoint",
+        choices=("add", "legacy"),
+        default="add",
+        help="add: dialbase vs the reference app (default); legacy: dialbase's older add"
+        " endpoint vs its AddCampaignData (one account)",
+    )
+    ap.add_argument(
         "--profile",
         action="store_true",
         help="one extra dialbase run under py-spy; writes results/profile-<backend>*.txt",
@@ -66,23 +82,37 @@ def parse_args() -> argparse.Namespace:
         "(fields {python} {dialbase} {port} {url}; skips the CLI setup)",
     )
     args = ap.parse_args()
+    if args.endpoint == "legacy" and args.accounts != 1:
+        ap.error("--endpoint legacy takes one account (the key alone names the account)")
     os.environ["BENCH_ACCOUNTS"] = str(args.accounts)
     return args
+
+
+def run_legacy_wrk(
+    port: int, seconds: float, run_index: int, api_key: str, connections: int = 32, threads: int = 1
+) -> dict:
+    """One wrk run with ingest_legacy.lua against the older add endpoint."""
+    args = [run_index, api_key]
+    return wrk(
+        port, seconds, LEGACY_LUA, LEGACY_PATH, args, connections=connections, threads=threads
+    )
 
 
 def bench_app(args, backend: str, app: str) -> dict:
     template = REFERENCE_CMD if app == "reference" else args.dialbase_cmd
     with serve_app(template, backend, app) as (server, key):
+        runner = run_legacy_wrk if app == "legacy" else run_wrk
         load = functools.partial(
-            run_wrk, server.port, api_key=key, connections=args.connections, threads=args.threads
+            runner, server.port, api_key=key, connections=args.connections, threads=args.threads
         )
         load(args.warmup, 0)
         runs = [show_run(backend, app, i, load(args.duration, i)) for i in range(1, args.runs + 1)]
         rss = rss_kb(server.pid)
         print(f"{backend:8} {app:9} server RSS after the runs: {rss / 1024:.1f} MiB", flush=True)
-        if args.profile and app == "dialbase":
+        if args.profile and app != "reference":
             run_once = functools.partial(load, args.duration, args.runs + 1)
-            profile(server.pid, run_once, f"profile-{backend}")
+            stem = f"profile-{backend}" if app == "dialbase" else f"profile-{backend}-{app}"
+            profile(server.pid, run_once, stem)
     return summarize(backend, app, runs, rss)
 
 
@@ -117,15 +147,18 @@ def summarize(backend: str, app: str, runs: list, rss: int) -> dict:
     }
 
 
-def add_ratios(rows: list) -> None:
-    reference = {r["backend"]: r["rps"] for r in rows if r["app"] == "reference"}
+def add_ratios(rows: list, apps: tuple = APPS) -> None:
+    """The second app's throughput over the first's, per backend."""
+    base, measured = apps
+    reference = {r["backend"]: r["rps"] for r in rows if r["app"] == base}
     for r in rows:
-        if r["app"] == "dialbase" and reference.get(r["backend"]):
+        if r["app"] == measured and reference.get(r["backend"]):
             r["ratio"] = r["rps"] / reference[r["backend"]]
 
 
-def markdown_table(rows: list) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+def markdown_table(rows: list, apps: tuple = APPS) -> str:
+    columns = COLUMNS if apps == APPS else (*COLUMNS[:-1], "legacy/AddCampaignData")
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for r in rows:
         ratio = f"{r['ratio']:.2f}" if "ratio" in r else ""
         success = 100 * r["ok_bodies"] / max(r["requests"], 1)
@@ -169,9 +202,10 @@ def main() -> None:
     warn_if_busy(args)
     RESULTS.mkdir(parents=True, exist_ok=True)
     backends = ("sqlite", "postgres") if args.backend == "both" else (args.backend,)
-    rows = [bench_app(args, backend, app) for backend in backends for app in APPS]
-    add_ratios(rows)
-    table = markdown_table(rows)
+    apps = APPS if args.endpoint == "add" else LEGACY_APPS
+    rows = [bench_app(args, backend, app) for backend in backends for app in apps]
+    add_ratios(rows, apps)
+    table = markdown_table(rows, apps)
     print(f"\n{table}\n\nresults: {write_results(args, rows, table)}")
 
 
