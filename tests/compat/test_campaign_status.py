@@ -466,3 +466,26 @@ async def test_a_connection_lost_while_starting_answers_503_and_nothing_changes(
     monkeypatch.undo()
     assert not await campaign_running(sessionmaker)
     assert await set_answer(client, set_body(), headers=KEY_HEADER) == STARTED  # recovers
+
+
+async def test_the_openapi_document_describes_both_operations(client):
+    document = (await client.get("/openapi.json")).json()
+    status = document["paths"]["/ca_apis/campaignStatus"]["get"]
+    setting = document["paths"]["/ca_apis/setCampaignStatus"]["put"]
+    assert [p["name"] for p in status["parameters"]] == [
+        "apiKey",
+        "Authorization",
+        "userName",
+        "campaignName",
+    ]
+    assert {"200", "400", "413", "429", "503"} <= set(status["responses"])
+    examples = status["responses"]["200"]["content"]["application/json"]["examples"]
+    assert examples["unknown"]["value"] == NO_RECORD
+    examples = setting["responses"]["200"]["content"]["application/json"]["examples"]
+    assert examples["started"]["value"] == STARTED
+    assert set(setting["requestBody"]["content"]["application/json"]["schema"]["properties"]) == {
+        "userName",
+        "campaignName",
+        "action",
+        "process",
+    }

@@ -453,3 +453,23 @@ async def test_a_database_lost_while_writing_answers_503_and_stores_nothing(
     assert await all_leads(sessionmaker) == []
     assert await running_campaigns(sessionmaker) == set()
     assert await get_xml(client) == xml("SUCCESS", "Successfully Updated")  # recovers
+
+
+async def test_the_openapi_document_describes_get_and_post_in_xml_and_json(client):
+    document = (await client.get("/openapi.json")).json()
+    operations = document["paths"][URL]
+    assert set(operations) == {"get", "post"}
+    for operation in operations.values():
+        names = [p["name"] for p in operation["parameters"]]
+        assert names[:3] == ["api_key", "campaign_name", "PhoneNumber"]
+        content = operation["responses"]["200"]["content"]
+        assert content["application/xml"]["examples"]["stored"]["value"] == xml(
+            "SUCCESS", "Successfully Updated"
+        )
+        assert content["application/json"]["examples"]["no_user"]["value"] == {
+            "status": "FAIL",
+            "message": "No User Found",
+        }
+        assert {"405", "413", "429", "503"} <= set(operation["responses"])
+    forms = operations["post"]["requestBody"]["content"]
+    assert set(forms) == {"application/x-www-form-urlencoded", "multipart/form-data"}
