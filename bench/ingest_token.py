@@ -8,17 +8,22 @@ One fresh database, one ``dialbase serve`` (pinned to CPU 0, wrk to CPU 1) with 
 accounts: ``basic000`` (BASIC_AUTH, key in the body, as bench/ingest.lua sends it) and
 ``token000`` (TOKEN_AUTH, ``Authorization: Bearer``, a token from Generate Token), each
 with a campaign "Bench". The runs alternate basic, bearer, basic, bearer, ... so that both
-see the same machine and the same database growth; the medians and the bearer/basic
-ratio are printed and written to bench/results/ingest-token-<time>.md.
+see the same machine and the same database growth. Reported: the median req/s of each
+mode, the median of the per-pair ratios (each bearer run over the basic run just before
+it), and the server's CPU time per request (user + system, its whole process tree), which
+other work on a shared machine skews much less than req/s; written to
+bench/results/ingest-token-<time>.md.
 """
 
 import argparse
 import asyncio
 import functools
 import http.client
+import os
 import shlex
 import statistics
 from datetime import UTC, datetime
+from pathlib import Path
 
 import orjson
 from benchlib import (
@@ -34,6 +39,7 @@ from benchlib import (
     environment,
     free_port,
     fresh_database,
+    process_tree,
     profile,
     running_server,
     warn_if_busy,
@@ -92,10 +98,23 @@ def generate_token(port: int) -> str:
     return str(answer["token"])
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` and its descendants so far."""
+    total = 0
+    for p in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def show(mode: str, i: int, r: dict) -> dict:
     print(
         f"{mode:6} run {i}: {r['rps']:9.0f} req/s  p50 {r['p50_us'] / 1000:6.2f} ms"
-        f"  p99 {r['p99_us'] / 1000:6.2f} ms  ok {r['ok_bodies']}  status {r['status']}",
+        f"  p99 {r['p99_us'] / 1000:6.2f} ms  CPU {r['cpu_us']:5.0f} us/req"
+        f"  ok {r['ok_bodies']}  status {r['status']}",
         flush=True,
     )
     return r
@@ -107,6 +126,7 @@ def summary(mode: str, runs: list) -> dict:
         "rps": statistics.median(r["rps"] for r in runs),
         "p50_ms": statistics.median(r["p50_us"] for r in runs) / 1000,
         "p99_ms": statistics.median(r["p99_us"] for r in runs) / 1000,
+        "cpu_us": statistics.median(r["cpu_us"] for r in runs),
         "requests": sum(r["requests"] for r in runs),
         "ok_bodies": sum(r["ok_bodies"] for r in runs),
         "non_2xx": sum(r["non_2xx"] for r in runs),
@@ -131,10 +151,12 @@ def main() -> None:
 
             def load(mode: str, seconds: float, index: int) -> dict:
                 user, secret = secrets[mode]
+                cpu_before = cpu_seconds(server.pid)
                 result = wrk(
                     port, seconds, LUA, PATH, [index, mode, user, secret],
                     connections=args.connections,
                 )  # fmt: skip
+                result["cpu_us"] = (cpu_seconds(server.pid) - cpu_before) * 1e6 / result["requests"]
                 if result["non_2xx"] or not result["ok_bodies"]:
                     die(f"{mode}: requests failed: {result['status']}, {result['ok_bodies']} ok")
                 return result
@@ -151,27 +173,36 @@ def main() -> None:
                 run_once = functools.partial(load, "bearer", args.duration, index)
                 profile(server.pid, run_once, f"profile-token-{args.backend}")
     rows = [summary(mode, runs[mode]) for mode in MODES]
-    ratio = rows[1]["rps"] / rows[0]["rps"]
+    pairs = [b["rps"] / a["rps"] for a, b in zip(runs["basic"], runs["bearer"], strict=True)]
+    ratio = statistics.median(pairs)
+    cpu_ratio = rows[0]["cpu_us"] / rows[1]["cpu_us"]
     table = "\n".join(
         [
-            "| mode | req/s | p50 ms | p99 ms | requests | Success bodies |",
-            "|---|---|---|---|---|---|",
+            "| mode | req/s | p50 ms | p99 ms | CPU us/req | requests | Success bodies |",
+            "|---|---|---|---|---|---|---|",
         ]
         + [
             f"| {r['mode']} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f}"
-            f" | {r['requests']} | {r['ok_bodies']} |"
+            f" | {r['cpu_us']:.0f} | {r['requests']} | {r['ok_bodies']} |"
             for r in rows
         ]
     )
-    text = f"{table}\n\nbearer/basic: {ratio:.2f}"
-    print(f"\n{text}\n\nresults: {write_results(args, rows, ratio, text)}")
+    text = (
+        f"{table}\n\nbearer/basic req/s, median of the pairs: {ratio:.2f}"
+        f" (pairs: {', '.join(f'{p:.2f}' for p in pairs)})\n"
+        f"basic/bearer CPU per request (bearer's throughput at saturation): {cpu_ratio:.2f}"
+    )
+    print(f"\n{text}\n\nresults: {write_results(args, rows, ratio, cpu_ratio, text)}")
 
 
-def write_results(args: argparse.Namespace, rows: list, ratio: float, text: str) -> str:
+def write_results(
+    args: argparse.Namespace, rows: list, ratio: float, cpu_ratio: float, text: str
+) -> str:
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     env = environment(args, stand_in=False)
     data = orjson.dumps(
-        {"environment": env, "ratio": ratio, "results": rows}, option=orjson.OPT_INDENT_2
+        {"environment": env, "ratio": ratio, "cpu_ratio": cpu_ratio, "results": rows},
+        option=orjson.OPT_INDENT_2,
     ).decode()
     path = RESULTS / f"ingest-token-{stamp}.md"
     RESULTS.mkdir(parents=True, exist_ok=True)
