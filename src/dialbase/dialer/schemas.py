@@ -129,7 +129,7 @@ class DeletedOut(Shape):
 
 
 class LeadCounts(Shape):
-    total: int
+    total: int = Field(description="Leads not deleted (a deleted lead's leases still count).")
     pending: int = Field(description="Due now: new, retry time come, or lease lapsed.")
     leased: int
     retry_scheduled: int
@@ -137,14 +137,11 @@ class LeadCounts(Shape):
     held: int = Field(description="Waiting for the number's 24-hour attempt cap.")
     done: int
     expired: int
-    deleted: int = Field(
-        description="Deleted leads: not in `total`; their attempts and leases still count."
-    )
 
     @classmethod
     def of(cls, leads: dict[str, int]) -> LeadCounts:
         return cls(
-            total=sum(leads.values()) - leads["deleted"],
+            total=sum(leads.values()),
             pending=leads["pending"],
             leased=leads["leased"],
             retry_scheduled=leads["retry"],
@@ -152,7 +149,6 @@ class LeadCounts(Shape):
             held=leads["held"],
             done=leads["done"],
             expired=leads["expired"],
-            deleted=leads["deleted"],
         )
 
 

@@ -1,5 +1,7 @@
 """Campaign statistics: leads by state (overall and per priority), attempts, outcomes.
 
+A deleted lead is in no count of leads, but its attempts and leases (outcomes) are.
+
 Read-only: a dialer polling statistics never takes SQLite's write lock, so it never
 competes with ingestion. What time decided since the last lease (lapsed leases, retries
 come due, expiry: the stores' settle) is not written here but computed in the query: each
@@ -27,7 +29,7 @@ LAPSED = "lapsed"
 
 
 def _no_leads() -> dict[str, int]:
-    return {status.value: 0 for status in LeadStatus}
+    return {status.value: 0 for status in LeadStatus if status is not LeadStatus.DELETED}
 
 
 @dataclass(slots=True)
@@ -93,7 +95,8 @@ async def _leads_by_priority(
     found: dict[int, PriorityStats] = {}
     for priority, status, count, attempts in rows:
         stats = found.setdefault(priority, PriorityStats(priority))
-        stats.leads[status] = stats.leads.get(status, 0) + count
+        if status != LeadStatus.DELETED:  # gone from the counts; its attempts stay
+            stats.leads[status] = stats.leads.get(status, 0) + count
         stats.attempts += int(attempts or 0)
     return [found[p] for p in sorted(found, reverse=True)]
 
