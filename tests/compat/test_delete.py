@@ -222,6 +222,10 @@ async def test_delete_one_with_a_name_that_is_not_text_deletes_nothing(client, s
         ({"phoneNumber": None}, PHONE_MISSING),
         ({"phoneNumber": "9000000000"}, NO_RECORD),  # check 5
         ({"phoneNumber": "not a number"}, NO_RECORD),
+        ({"phoneNumber": "98765\x0043210"}, NO_RECORD),  # hostile: never a 500
+        ({"phoneNumber": "9" * 5000}, NO_RECORD),
+        ({"campaignName": "Sa\x00les"}, CAMPAIGN_INVALID),
+        ({"name": "As\x00ha"}, NO_RECORD),
     ],
 )
 async def test_delete_one_checks_in_order(client, sessionmaker, fields, expected):
@@ -406,11 +410,20 @@ async def test_bulk_with_nothing_to_delete_answers_a_count_of_zero(client):
         ({"campaignName": ["Sales", "Nope"]}, CAMPAIGN_INVALID),  # check 4
         ({"campaignName": ["Sales", " "]}, CAMPAIGN_INVALID),
         ({"campaignName": ["Sales", 7]}, CAMPAIGN_INVALID),
+        ({"campaignName": ["Sales\x00"]}, CAMPAIGN_INVALID),
     ],
 )
 async def test_bulk_checks_in_order_and_delete_nothing(client, sessionmaker, fields, expected):
     assert await add(client, "9876543210") == STORED
     assert await delete(client, BULK, bulk(**fields)) == expected
+    assert len(await live(sessionmaker)) == 1
+
+
+@pytest.mark.usefixtures("acme")
+async def test_bulk_numbers_no_lead_can_have_delete_nothing(client, sessionmaker):
+    assert await add(client, "9876543210") == STORED
+    body = bulk(phoneNumber=["98765\x0043210", "9" * 5000, "abc"])
+    assert await delete(client, BULK, body) == bulk_deleted(0)
     assert len(await live(sessionmaker)) == 1
 
 
