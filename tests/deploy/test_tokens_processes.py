@@ -25,6 +25,7 @@ from tests.deploy.processes import Server, clean_env, run_cli
 pytestmark = [needs_postgres, needs_redis]
 
 KEY = "tok-secret-key"
+BURST_KEY = "burst-secret-key"
 TOKEN_URL = "/ca_apis/CAToken/generateToken"
 ADD_URL = "/ca_apis/AddCampaignData"
 STATUS_URL = "/ca_apis/campaignStatus"
@@ -60,6 +61,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                 "--auth-mode", "TOKEN_AUTH", env=cli_env)  # fmt: skip
         run_cli("campaign", "create", "--username", "tok", "--name", "Sales",
                 "--dial-type", "Progressive", env=cli_env)  # fmt: skip
+        run_cli("account", "create", "--username", "burst", "--api-key", BURST_KEY,
+                "--auth-mode", "TOKEN_AUTH", env=cli_env)  # fmt: skip
         processes.wait_all_ready(started)
         yield Cluster(started)
     finally:
@@ -131,3 +134,23 @@ def test_tokens_generated_at_once_on_every_worker_leave_exactly_one_current(clus
         for token in tokens:
             if token != accepted[0]:
                 assert _add(url, token, f"930000002{i}") == INVALID_TOKEN
+
+
+def test_sixteen_requests_at_once_on_three_workers_get_exactly_ten_tokens(cluster: Cluster):
+    """The hourly limit is counted in the database under the account's row lock: exact
+    across processes."""
+    body = {"userName": "burst", "apiKey": BURST_KEY}
+
+    def ask(url: str) -> httpx.Response:
+        return httpx.post(url + TOKEN_URL, json=body, timeout=30)
+
+    urls = [cluster.urls[i % 3] for i in range(16)]
+    with ThreadPoolExecutor(16) as pool:
+        responses = list(pool.map(ask, urls))
+    assert sorted(r.status_code for r in responses) == [200] * 10 + [429] * 6
+    assert len({r.json()["token"] for r in responses if r.status_code == 200}) == 10
+    for refused in (r for r in responses if r.status_code == 429):
+        assert refused.json()["message"].startswith(
+            "Token limit reached: at most 10 tokens an hour; the next can be generated at "
+        )
+        assert 3500 <= int(refused.headers["Retry-After"]) <= 3601  # whole seconds, rounded up
