@@ -279,3 +279,11 @@ async def test_failed_tokens_count_against_the_address_budget(backend: Backend):
         assert [r.status_code for r in answers] == [200, 200, 200, 429]
         assert [r.json() for r in answers[:3]] == [INVALID_TOKEN] * 3
         assert answers[3].headers["Retry-After"].isdigit()
+
+
+async def test_a_token_auth_account_that_never_generated_a_token_calling_with_its_key(
+    client, sessionmaker
+):
+    assert await add(client, {"apiKey": KEY}) == INVALID_ACTION
+    assert await add(client, apikey=KEY, username="tok", userName=None) == INVALID_ACTION
+    assert await stored(sessionmaker) == []
