@@ -32,10 +32,12 @@ from dialbase.compat import (
 )
 from dialbase.compat import routes as compat
 from dialbase.compat.auth import FamilyAuth
+from dialbase.compat.campaign_status import CampaignStatus
+from dialbase.compat.deletion import Deletion
 from dialbase.compat.directory import Directory
 from dialbase.compat.schemas import add_to_openapi
 from dialbase.compat.service import AddCampaignData
-from dialbase.compat.tokens import Tokens
+from dialbase.compat.tokens import GenerateToken, Tokens
 from dialbase.config import Settings
 from dialbase.db import backend_name, create_engine, make_sessionmaker
 from dialbase.dialer import routes as dialer
@@ -125,6 +127,7 @@ def _lifespan(
             timeout_ms=settings.redis_timeout_ms,
         )
         auth = FamilyAuth(directory, limiter, Tokens(sessionmaker, settings.token_secret))
+        dialer = Dialer(directory, queue)
         services = Services(
             settings=settings,
             engine=engine,
@@ -139,7 +142,10 @@ def _lifespan(
             directory=directory,
             auth=auth,
             add_campaign_data=AddCampaignData(auth, writer, dnc),
-            dialer=Dialer(directory, queue),
+            generate_token=GenerateToken(auth, sessionmaker),
+            deletion=Deletion(auth, sessionmaker),
+            campaign_status=CampaignStatus(auth, sessionmaker, lambda: dialer.clock()),
+            dialer=dialer,
             dnc=dnc,
         )
         app.state.services = fast_path.services = legacy.services = services

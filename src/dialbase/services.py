@@ -12,9 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.requests import Request
 
 from dialbase.compat.auth import FamilyAuth
+from dialbase.compat.campaign_status import CampaignStatus
+from dialbase.compat.deletion import Deletion
 from dialbase.compat.directory import Directory
 from dialbase.compat.fields import Limits
 from dialbase.compat.service import AddCampaignData
+from dialbase.compat.tokens import GenerateToken
 from dialbase.config import Settings
 from dialbase.dialer.service import Dialer
 from dialbase.dnc.service import DncLists
@@ -33,6 +36,9 @@ class Services:
     directory: Directory
     auth: FamilyAuth
     add_campaign_data: AddCampaignData
+    generate_token: GenerateToken
+    deletion: Deletion
+    campaign_status: CampaignStatus
     dialer: Dialer
     dnc: DncLists
 

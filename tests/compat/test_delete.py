@@ -15,6 +15,7 @@ from sqlalchemy import update
 
 from dialbase.accounts.models import Account
 from dialbase.accounts.service import bump_revision
+from dialbase.campaigns.service import lead_count, lead_counts, list_campaigns
 from dialbase.db import session_scope
 from tests.conftest import Backend
 from tests.factories import all_leads, make_account, make_campaign
@@ -245,6 +246,19 @@ async def test_another_accounts_campaign_is_invalid_and_its_leads_stay(client, s
     assert await delete(client, ONE, one()) == NO_RECORD  # acme's Sales has no such lead
     body = one(userName="other")
     assert await delete(client, ONE, body, headers={"apiKey": "other-secret-key"}) == DELETED
+
+
+@pytest.mark.usefixtures("acme")
+async def test_a_campaigns_lead_count_leaves_deleted_leads_out(client, sessionmaker):
+    assert await add(client, "9876543210") == STORED
+    assert await add(client, "9876543211") == STORED
+    assert await add(client, "9876543212", campaign="Renewals") == STORED
+    assert await delete(client, ONE, one(phoneNumber="9876543211")) == DELETED
+    async with session_scope(sessionmaker, read_only=True) as session:
+        campaigns = {c.name: c for c in await list_campaigns(session, "acme")}
+        assert await lead_count(session, campaigns["Sales"].id) == 1
+        counts = await lead_counts(session, [c.id for c in campaigns.values()])
+    assert counts == {campaigns["Sales"].id: 1, campaigns["Renewals"].id: 1}
 
 
 @pytest.mark.usefixtures("acme")

@@ -212,7 +212,7 @@ async def test_a_bulk_delete_while_another_runs_in_the_process_is_max_limit(back
         async with client_for(app) as client:
             await _add_all(client)
             assert (await _delete(client, *REQUESTS["one"])).json() == DELETED
-            deletion = app.state.deletion  # made by the first request
+            deletion = app.services.deletion
             before = await _state(sessions)
             deletion._bulk_running.add(1)  # the account's bulk deletion is running here
             try:

@@ -15,7 +15,7 @@ from dialbase.campaigns.models import Campaign, DialType, Direction, Routing
 from dialbase.dialer import hours
 from dialbase.dialer.models import RETRYABLE, Outcome
 from dialbase.errors import Conflict, Invalid, NotFound
-from dialbase.leads.models import Lead
+from dialbase.leads.models import Lead, LeadStatus
 
 MAX_ATTEMPTS_LIMIT = 100
 MAX_RETRY_DELAY = 30 * 24 * 3600
@@ -207,10 +207,9 @@ async def set_running(session: AsyncSession, campaign: Campaign, running: bool) 
 
 
 async def lead_count(session: AsyncSession, campaign_id: int) -> int:
-    count = await session.scalar(
-        select(func.count()).select_from(Lead).where(Lead.campaign_id == campaign_id)
-    )
-    return int(count or 0)
+    """The campaign's leads, deleted ones left out."""
+    counts = await lead_counts(session, [campaign_id])
+    return counts.get(campaign_id, 0)
 
 
 async def list_campaigns(session: AsyncSession, username: str) -> list[Campaign]:
@@ -223,9 +222,10 @@ async def list_campaigns(session: AsyncSession, username: str) -> list[Campaign]
 
 
 async def lead_counts(session: AsyncSession, campaign_ids: Sequence[int]) -> dict[int, int]:
+    """Each campaign's leads, deleted ones left out (campaigns without any are absent)."""
     rows = await session.execute(
         select(Lead.campaign_id, func.count())
-        .where(Lead.campaign_id.in_(campaign_ids))
+        .where(Lead.campaign_id.in_(campaign_ids), Lead.status != LeadStatus.DELETED.value)
         .group_by(Lead.campaign_id)
     )
     return {campaign_id: int(count) for campaign_id, count in rows.all()}

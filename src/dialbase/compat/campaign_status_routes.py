@@ -11,87 +11,23 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from dialbase.compat.answers import Answer, false_body
-from dialbase.compat.auth import Credentials, lower_keys
-from dialbase.compat.campaign_status import CampaignStatus
+from dialbase.compat import http
+from dialbase.compat.answers import false_body
+from dialbase.compat.routes import NOT_JSON
 from dialbase.services import services_of
 
 router = APIRouter(tags=["compatibility"])
 
-NOT_JSON = "The request body must be a JSON object."
 READ_KEYS = ("apikey", "username", "campaignname", "action")
 
 
-class BadRequest(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.answer = Answer(false_body(message), status)
-
-
-async def _body(request: Request, limit: int) -> bytes:
-    """The body, or 413 once it passes ``limit`` bytes (the rest is not read)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise BadRequest(413, f"The request body is larger than {limit} bytes.")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BadRequest(413, f"The request body is larger than {limit} bytes.")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def _values(request: Request) -> dict[str, Any]:
-    """The query string's parameters, then the JSON body's over them; keys lower-cased."""
-    raw = await _body(request, services_of(request).settings.max_body_bytes)
-    body: Any = {}
-    if raw.strip():
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise BadRequest(400, NOT_JSON) from None
-        if not isinstance(body, dict):
-            raise BadRequest(400, NOT_JSON)
-    query: dict[str, str] = {}
-    for key, value in request.query_params.multi_items():
-        query.setdefault(key, value)  # the first of a repeated parameter
-    values = lower_keys(query)
-    values.update(lower_keys(body))
-    for key in READ_KEYS:
-        read = values.get(key)
-        if isinstance(read, str) and "\x00" in read:  # PostgreSQL text refuses NUL
-            raise BadRequest(400, f"The value of {key!r} contains a NUL character (U+0000).")
-    return values
-
-
-def _response(answer: Answer) -> Response:
-    return Response(
-        orjson.dumps(answer.body),
-        status_code=answer.status,
-        headers=answer.headers,
-        media_type="application/json",
-    )
-
-
 async def _handle(request: Request, setting: bool) -> Response:
-    services = services_of(request)
-    try:
-        values = await _values(request)
-    except BadRequest as exc:
-        return _response(exc.answer)
-    client = request.client
-    address = client.host if client else "unknown"
-    credentials = Credentials.from_headers(request.headers)
-    service = CampaignStatus(services.auth, services.sessionmaker, services.dialer.clock)
-    if setting:
-        return _response(await service.set_status(values, credentials, address))
-    return _response(await service.status(values, credentials, address))
+    service = services_of(request).campaign_status
+    endpoint = service.set_status if setting else service.status
+    return await http.serve(request, endpoint, query=True, text_keys=READ_KEYS)
 
 
 def _false(*messages: str) -> dict[str, Any]:

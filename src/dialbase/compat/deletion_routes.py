@@ -1,93 +1,23 @@
 """HTTP in, HTTP out for ``DELETE /ca_apis/deleteCampaignData`` and
 ``DELETE /ca_apis/DeleteBulkData`` (the rules are in ``compat.deletion``).
 
-A DELETE with a JSON body: the body is read here, raw, and parsed with orjson (a body
-that is not a JSON object is HTTP 400, one over ``DIALBASE_MAX_BODY_BYTES`` 413, both in
-the family's ``false`` shape). Errors raised here (a database outage: 503) are answered
-in that shape by ``dialbase.responses``.
+A DELETE with a JSON body, read by ``compat.http`` (400 when it is not a JSON object, 413
+over ``DIALBASE_MAX_BODY_BYTES``, in the family's ``false`` shape). Errors raised here (a
+database outage: 503) are answered in that shape by ``dialbase.responses``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request
-from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
-from dialbase.compat import deletion
-from dialbase.compat.answers import Answer, false_body
-from dialbase.compat.auth import Credentials, lower_keys
-from dialbase.compat.deletion import Deletion
-from dialbase.compat.routes import DISCARD_BYTES, NOT_JSON
+from dialbase.compat import deletion, http
+from dialbase.compat.answers import false_body
 from dialbase.services import services_of
 
-router = APIRouter(tags=["compatible"])
-
-
-class _TooLarge(Exception):
-    pass
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The body; ``_TooLarge`` past ``limit`` bytes (the rest read and thrown away up to
-    ``DISCARD_BYTES``, so that a client still sending sees the answer, not a reset)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > DISCARD_BYTES:
-        raise _TooLarge
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > DISCARD_BYTES:
-            break
-        if size <= limit:
-            chunks.append(chunk)
-    if size > limit:
-        raise _TooLarge
-    return b"".join(chunks)
-
-
-async def _values(request: Request) -> dict[str, Any] | Answer:
-    """The body's keys lower-cased (``auth.lower_keys``), or the 400/413 answer."""
-    limit = services_of(request).settings.max_body_bytes
-    try:
-        raw = await _read_body(request, limit)
-    except ClientDisconnect:  # nobody to answer; nothing was done
-        return Answer(false_body("The client went away."), 400)
-    except _TooLarge:
-        return Answer(false_body(f"The request body is larger than {limit} bytes."), 413)
-    try:
-        payload = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return Answer(false_body(NOT_JSON), 400)
-    if not isinstance(payload, dict):
-        return Answer(false_body(NOT_JSON), 400)
-    return lower_keys(payload)
-
-
-def _response(answer: Answer) -> Response:
-    return Response(
-        orjson.dumps(answer.body),
-        status_code=answer.status,
-        headers=answer.headers,
-        media_type="application/json",
-    )
-
-
-def _service(request: Request) -> Deletion:
-    """The process's deletion service (it keeps which accounts run a bulk deletion)."""
-    state = request.app.state
-    found: Deletion | None = getattr(state, "deletion", None)
-    if found is None:
-        services = services_of(request)
-        found = state.deletion = Deletion(services.auth, services.sessionmaker)
-    return found
-
-
-def _address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+router = APIRouter(tags=["compatibility"])
 
 
 # OpenAPI: the bodies are read by hand, so their shapes are described here.
@@ -229,12 +159,7 @@ _AUTH_EXAMPLE = ("Authentication refused", false_body("Invalid User Details"))
     response_class=Response,
 )
 async def delete_campaign_data(request: Request) -> Response:
-    values = await _values(request)
-    if isinstance(values, Answer):
-        return _response(values)
-    credentials = Credentials.from_headers(request.headers)
-    answer = await _service(request).delete_one(values, credentials, _address(request))
-    return _response(answer)
+    return await http.serve(request, services_of(request).deletion.delete_one)
 
 
 @router.delete(
@@ -257,9 +182,4 @@ async def delete_campaign_data(request: Request) -> Response:
     response_class=Response,
 )
 async def delete_bulk_data(request: Request) -> Response:
-    values = await _values(request)
-    if isinstance(values, Answer):
-        return _response(values)
-    credentials = Credentials.from_headers(request.headers)
-    answer = await _service(request).delete_bulk(values, credentials, _address(request))
-    return _response(answer)
+    return await http.serve(request, services_of(request).deletion.delete_bulk)

@@ -24,7 +24,7 @@ from starlette.types import Receive, Scope, Send
 from dialbase.compat import fields, legacy
 from dialbase.compat.answers import Answer, false_body
 from dialbase.compat.legacy import LegacyAddCampaignData, NotThisEndpoint
-from dialbase.compat.routes import DISCARD_BYTES, ClientGone, _read_body
+from dialbase.compat.routes import DISCARD_BYTES, ClientGone, read_body
 from dialbase.responses import compat_answer
 from dialbase.services import Services
 
@@ -129,7 +129,7 @@ class LegacyEndpoint:
         too_large = Refused(413, f"The request body is larger than {limit} bytes.")
         if declared.isdigit() and int(declared) > DISCARD_BYTES:
             raise too_large  # refused unread
-        raw = await _read_body(receive, limit)
+        raw = await read_body(receive, limit)
         if raw is None:
             raise too_large
         if not raw:

@@ -39,7 +39,7 @@ def _error(status: int, message: str) -> Answer:
     return Answer(false_body(message), status)
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes | None:
+async def read_body(receive: Receive, limit: int) -> bytes | None:
     """The body, or None when it is over ``limit`` bytes (the rest read and discarded, up
     to ``DISCARD_BYTES``)."""
     chunks: list[bytes] = []
@@ -93,7 +93,7 @@ class AddCampaignDataEndpoint:
         limit = services.settings.max_body_bytes
         declared = _content_length(scope)
         unread = declared is not None and declared > DISCARD_BYTES  # refused unread
-        raw = None if unread else await _read_body(receive, limit)
+        raw = None if unread else await read_body(receive, limit)
         if raw is None:
             return _error(413, f"The request body is larger than {limit} bytes.")
         try:

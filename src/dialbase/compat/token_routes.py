@@ -10,68 +10,21 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from dialbase.compat.answers import Answer, false_body
-from dialbase.compat.auth import RATE_LIMITED, Credentials, lower_keys
-from dialbase.compat.tokens import INVALID_LOGIN, LIMIT_REACHED, USERNAME_NULL, GenerateToken
+from dialbase.compat import http
+from dialbase.compat.answers import false_body
+from dialbase.compat.auth import RATE_LIMITED
+from dialbase.compat.routes import NOT_JSON
+from dialbase.compat.tokens import INVALID_LOGIN, LIMIT_REACHED, USERNAME_NULL
 from dialbase.errors import DATABASE_DOWN
 from dialbase.services import services_of
 
 router = APIRouter(tags=["compatibility"])
 
 PATH = "/ca_apis/CAToken/generateToken"
-NOT_JSON = "The request body must be a JSON object."
 TEXT_KEYS = ("apikey", "username")
-
-
-class BadRequest(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.answer = Answer(false_body(message), status)
-
-
-async def _body(request: Request, limit: int) -> bytes:
-    """The body, or 413 once it passes ``limit`` bytes (the rest is not read)."""
-    too_large = BadRequest(413, f"The request body is larger than {limit} bytes.")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def _values(request: Request) -> dict[str, Any]:
-    raw = await _body(request, services_of(request).settings.max_body_bytes)
-    try:
-        payload: Any = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise BadRequest(400, NOT_JSON) from None
-    if not isinstance(payload, dict):
-        raise BadRequest(400, NOT_JSON)
-    values = lower_keys(payload)
-    for key in TEXT_KEYS:
-        value = values.get(key)
-        if isinstance(value, str) and "\x00" in value:  # PostgreSQL text refuses NUL
-            raise BadRequest(400, f"The value of {key!r} contains a NUL character (U+0000).")
-    return values
-
-
-def _response(answer: Answer) -> Response:
-    return Response(
-        orjson.dumps(answer.body),
-        status_code=answer.status,
-        headers=answer.headers,
-        media_type="application/json",
-    )
 
 
 def _examples(*bodies: dict[str, Any]) -> dict[str, Any]:
@@ -150,13 +103,5 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     },
 )
 async def generate_token(request: Request) -> Response:
-    services = services_of(request)
-    try:
-        values = await _values(request)
-    except BadRequest as exc:
-        return _response(exc.answer)
-    client = request.client
-    address = client.host if client else "unknown"
-    credentials = Credentials.from_headers(request.headers)
-    service = GenerateToken(services.auth, services.sessionmaker)
-    return _response(await service.generate(values, credentials, address))
+    generate = services_of(request).generate_token.generate
+    return await http.serve(request, generate, text_keys=TEXT_KEYS)
