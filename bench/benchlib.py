@@ -126,6 +126,12 @@ def dialbase_setup(url: str) -> str:
     return API_KEY
 
 
+def account_key(index: int) -> str:
+    """Bench account ``index``'s API key (keys are unique across accounts); ingest.lua
+    derives the same ones from ``API_KEY``."""
+    return API_KEY if index == 0 else f"{API_KEY}{index:03d}"
+
+
 async def _seed(url: str) -> None:
     from dialbase.accounts.service import create_account
     from dialbase.campaigns.service import create_campaign
@@ -139,7 +145,8 @@ async def _seed(url: str) -> None:
         async with session_scope(make_sessionmaker(engine)) as session:
             for i in range(bench_accounts()):
                 user = f"bench{i:03d}"
-                await create_account(session, user, api_key=API_KEY, rate_limit=ACCOUNT_LIMIT)
+                key = account_key(i)
+                await create_account(session, user, api_key=key, rate_limit=ACCOUNT_LIMIT)
                 await create_campaign(session, user, "Bench", dial_type="Progressive")
     finally:
         await engine.dispose()

@@ -35,8 +35,10 @@ function request()
   local priority = tostring(math.random(0, 9))
   local r = math.random(1000)
   if r <= 15 then phone = "12ab" elseif r <= 30 then priority = "150" end -- ~3% invalid
-  local user = string.format("bench%03d", counter % accounts)
-  local body = '{"userName":"' .. user .. '","apiKey":"' .. api_key
+  local index = counter % accounts
+  local user = string.format("bench%03d", index)
+  local key = index == 0 and api_key or (api_key .. string.format("%03d", index)) -- benchlib.account_key
+  local body = '{"userName":"' .. user .. '","apiKey":"' .. key
     .. '","campaignName":"Bench","phoneNumber":"' .. phone
     .. '","Name":"Lead ' .. counter .. '","priority":"' .. priority
     .. '","checkDuplicate":"' .. (math.random() < 0.5 and "true" or "false") .. '"'
