@@ -79,7 +79,13 @@ class Credentials:
 
     @classmethod
     def from_scope(cls, scope: Scope) -> Credentials:
-        return cls.of((k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"])
+        # ASGI header names are lower-case bytes: only the two wanted are decoded.
+        wanted = (b"apikey", b"authorization")
+        return cls.of(
+            (name.decode("latin-1"), value.decode("latin-1"))
+            for name, value in scope["headers"]
+            if name in wanted
+        )
 
     @classmethod
     def from_headers(cls, headers: Mapping[str, str]) -> Credentials:
