@@ -55,6 +55,14 @@ class Settings(BaseSettings):
     keep_alive_timeout: float = Field(default=5.0, gt=0)
     # Open connections per process beyond which new requests are answered 503; unset: none.
     max_connections: int | None = Field(default=None, ge=1)
+    # Imports (bulk requests, files): where uploaded files wait until imported.
+    import_dir: str = "./dialbase-imports"
+    # Bulk requests per account per 60 s.
+    bulk_rate_limit: int = Field(default=5, ge=1)
+    # Largest bulk request body; larger ones are answered 413.
+    max_bulk_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    # Callback URLs on private, loopback or link-local addresses (tests, closed networks).
+    allow_private_callbacks: bool = False
 
     @field_validator("sqlite_synchronous", "log_level", mode="before")
     @classmethod

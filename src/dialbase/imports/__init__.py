@@ -1,0 +1,1 @@
+"""Imports: bulk requests and files queued, then added row by row by the ImportRunner."""
