@@ -1,9 +1,9 @@
-"""Imports every table so that the metadata is complete (Alembic, tests)."""
 
 from dialbase.accounts.models import Account, ConfigRevision
 from dialbase.campaigns.models import Campaign
 from dialbase.dialer.models import Lease
 from dialbase.dnc.models import DncEntry
+from dialbase.idempotency_models import IdempotencyKey
 from dialbase.leads.models import CampaignNumber, CampaignZones, Lead, WriteBatch
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "CampaignZones",
     "ConfigRevision",
     "DncEntry",
+    "IdempotencyKey",
     "Lead",
     "Lease",
     "WriteBatch",
