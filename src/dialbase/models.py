@@ -1,3 +1,4 @@
+"""Imports every table so that the metadata is complete (Alembic, tests)."""
 
 from dialbase.accounts.models import Account, ConfigRevision
 from dialbase.campaigns.models import Campaign
