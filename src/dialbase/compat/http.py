@@ -36,15 +36,16 @@ async def read_body(request: Request, limit: int) -> bytes:
     """The body; ``BadRequest`` 413 past ``limit`` bytes (the rest read and thrown away up
     to ``DISCARD_BYTES``, so that a client still sending sees the answer, not a reset)."""
     too_large = BadRequest(413, f"The request body is larger than {limit} bytes.")
+    discard = max(DISCARD_BYTES, limit)  # a limit above it must never cut a body short
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > DISCARD_BYTES:
+    if declared.isdigit() and int(declared) > discard:
         raise too_large
     chunks: list[bytes] = []
     size = 0
     try:
         async for chunk in request.stream():
             size += len(chunk)
-            if size > DISCARD_BYTES:
+            if size > discard:
                 break
             if size <= limit:
                 chunks.append(chunk)
@@ -56,12 +57,19 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 async def json_values(
-    request: Request, *, query: bool = False, text_keys: tuple[str, ...] = ()
+    request: Request,
+    *,
+    query: bool = False,
+    text_keys: tuple[str, ...] = (),
+    limit: int | None = None,
 ) -> dict[str, Any]:
     """The body's keys lower-cased. With ``query``, the query string's parameters too
     (the body's win, and an empty body is no body). ``text_keys`` (lower-cased) must not
-    hold a NUL character, which PostgreSQL text refuses."""
-    raw = await read_body(request, services_of(request).settings.max_body_bytes)
+    hold a NUL character, which PostgreSQL text refuses. ``limit``: the largest body in
+    bytes (default ``DIALBASE_MAX_BODY_BYTES``)."""
+    if limit is None:
+        limit = services_of(request).settings.max_body_bytes
+    raw = await read_body(request, limit)
     payload: Any = {}
     if raw.strip() or not query:
         try:
