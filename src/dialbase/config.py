@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     max_bulk_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
     # Callback URLs on private, loopback or link-local addresses (tests, closed networks).
     allow_private_callbacks: bool = False
+    # Seconds an import runner holds an import between chunks; a killed worker's imports
+    # are taken over by another runner once this passed.
+    import_lease_seconds: float = Field(default=30.0, gt=0)
+    # The service's public address (https://host): callbacks' failedFilePath starts with it.
+    # Unset: the address the import's request was sent to.
+    public_url: str | None = None
 
     @field_validator("sqlite_synchronous", "log_level", mode="before")
     @classmethod

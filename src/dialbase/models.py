@@ -5,6 +5,7 @@ from dialbase.campaigns.models import Campaign
 from dialbase.dialer.models import Lease
 from dialbase.dnc.models import DncEntry
 from dialbase.idempotency_models import IdempotencyKey
+from dialbase.imports.models import Import, ImportResult, ImportRow
 from dialbase.leads.models import CampaignNumber, CampaignZones, Lead, WriteBatch
 
 __all__ = [
@@ -15,6 +16,9 @@ __all__ = [
     "ConfigRevision",
     "DncEntry",
     "IdempotencyKey",
+    "Import",
+    "ImportResult",
+    "ImportRow",
     "Lead",
     "Lease",
     "WriteBatch",

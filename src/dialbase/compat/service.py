@@ -294,3 +294,11 @@ ADD_CAMPAIGN_DATA = Wording(
     duplicate=_duplicate,  # checks 15 and 16
     success=_success,
 )
+
+
+def check_lead(
+    body: fields.Body, account: AccountInfo, campaign: CampaignInfo, words: Wording
+) -> NewLead | Rejected | Later:
+    """Checks 7 to 14 of one lead (the do-not-call check 8b is the caller's: a ``Later``
+    carries the number it must look up first). Imports check each row with it."""
+    return _lead(body, account, campaign, words)

@@ -65,6 +65,9 @@ class Import(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(36))  # the runner holding the lease
+    # The service's address as the request reached it: failedFilePath's absolute URL.
+    public_url: Mapped[str | None] = mapped_column(Text)
     callback_url: Mapped[str | None] = mapped_column(Text)
     callback_attempts: Mapped[int] = mapped_column(Integer, default=0)
     callback_next_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -95,3 +98,4 @@ class ImportResult(Base):
     phone_number: Mapped[str | None] = mapped_column(Text)
     result: Mapped[str] = mapped_column(String(16))
     message: Mapped[str | None] = mapped_column(Text)
+    data: Mapped[list[Any] | None] = mapped_column(JSON)  # a rejected row's cells (failed.csv)

@@ -1,0 +1,135 @@
+"""The process's import runner: claims imports, adds them chunk by chunk, sends callbacks.
+
+Two loops, started and closed by the application's lifespan:
+
+- imports: claim one import that is queued, or running with a lapsed lease (its worker
+  was killed), or held by this runner (a chunk failed and is redone), by moving its lease
+  (``claimed_until``) ahead in a compare-and-set update; then add its chunks
+  (``imports.engine``), each one renewing the lease. A failed chunk rolled back: the
+  runner waits (growing, at most ``MAX_BACKOFF``) and redoes it from the same cursor.
+- callbacks: every ``poll`` seconds, the due callbacks (``imports.callbacks``).
+
+Every worker of a deployment runs both; the row lock of each chunk and the claim of each
+callback keep them from doing any work twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+import httpx
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from dialbase.config import Settings
+from dialbase.db import session_scope, utcnow
+from dialbase.errors import database_unavailable, outages
+from dialbase.imports.callbacks import CallbackSender
+from dialbase.imports.engine import Work, limits_of, run_chunk
+from dialbase.imports.models import Import, ImportStatus
+
+log = logging.getLogger("dialbase.imports")
+
+POLL_SECONDS = 0.5
+MAX_BACKOFF = 10.0
+
+
+class ImportRunner:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        *,
+        poll: float = POLL_SECONDS,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._settings = settings
+        self._poll = poll
+        self._lease = settings.import_lease_seconds
+        self._limits = limits_of(settings)
+        self._work: Work | None = None
+        self._owner = Work(0, self._limits).owner
+        self.callbacks = CallbackSender(sessionmaker, settings, client)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._loop(self.import_step), name="dialbase-imports"),
+            asyncio.create_task(self._loop(self.callbacks.send_due), name="dialbase-callbacks"),
+        ]
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        await self.callbacks.close()
+
+    async def _loop(self, step: Callable[[], Awaitable[object]]) -> None:
+        backoff = self._poll
+        while True:
+            try:
+                busy = await step()
+                backoff = self._poll
+            except Exception as exc:
+                if database_unavailable(exc):
+                    outages.failed(exc)
+                else:
+                    log.error("the import runner failed a step", exc_info=exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF)
+                continue
+            if not busy:
+                await asyncio.sleep(self._poll)
+
+    async def import_step(self) -> bool:
+        """Add one chunk of this runner's import, claiming one first if it has none;
+        whether there was work."""
+        if self._work is None:
+            import_id = await self._claim()
+            if import_id is None:
+                return False
+            self._work = Work(import_id, self._limits, self._lease, owner=self._owner)
+        state = await run_chunk(self._sessionmaker, self._work)
+        if state is None or state.status == ImportStatus.DONE:
+            self._work = None
+        return True
+
+    async def _claim(self) -> int | None:
+        now = utcnow()
+        claimable = or_(
+            Import.status == ImportStatus.QUEUED,
+            Import.claimed_until.is_(None),
+            Import.claimed_until < now,
+            Import.claimed_by == self._owner,
+        )
+        async with self._sessionmaker() as session:
+            candidates = list(
+                await session.scalars(
+                    select(Import.id)
+                    .where(Import.status != ImportStatus.DONE, claimable)
+                    .order_by(Import.id)
+                    .limit(5)
+                )
+            )
+        for import_id in candidates:
+            async with session_scope(self._sessionmaker) as session:
+                claimed = await session.execute(
+                    update(Import)
+                    .where(Import.id == import_id, Import.status != ImportStatus.DONE, claimable)
+                    .values(
+                        status=ImportStatus.RUNNING.value,
+                        claimed_by=self._owner,
+                        claimed_until=now + timedelta(seconds=self._lease),
+                    )
+                )
+            if claimed.rowcount:  # type: ignore[attr-defined]
+                return import_id
+        return None
