@@ -48,6 +48,8 @@ from dialbase.dnc import routes as dnc
 from dialbase.dnc.service import DncLists
 from dialbase.docs_ui import install_docs
 from dialbase.health import router as health_router
+from dialbase.imports import routes as imports
+from dialbase.imports.runner import ImportRunner
 from dialbase.leads.writer import GroupCommitWriter, make_store
 from dialbase.migrate import upgrade
 from dialbase.ratelimit import Limiter
@@ -128,6 +130,7 @@ def _lifespan(
         )
         auth = FamilyAuth(directory, limiter, Tokens(sessionmaker, settings.token_secret))
         dialer = Dialer(directory, queue)
+        runner = ImportRunner(sessionmaker, settings)
         services = Services(
             settings=settings,
             engine=engine,
@@ -147,14 +150,17 @@ def _lifespan(
             campaign_status=CampaignStatus(auth, sessionmaker, lambda: dialer.clock()),
             dialer=dialer,
             dnc=dnc,
+            imports=runner,
         )
         app.state.services = fast_path.services = legacy.services = services
         # What exists now lives as long as the process: keep it out of the collector's
         # full passes, which otherwise add their pause to the slowest requests.
         gc.freeze()
+        runner.start()
         try:
             yield
         finally:
+            await runner.close()
             await writer.close()
             await queue.close()
             if sqlite is not None:
@@ -186,6 +192,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Dia
     api.include_router(token_routes.router)
     api.include_router(deletion_routes.router)
     api.include_router(campaign_status_routes.router)
+    api.include_router(imports.router)
     responses.install(api)
 
     def openapi() -> dict[str, Any]:

@@ -21,6 +21,7 @@ from dialbase.compat.tokens import GenerateToken
 from dialbase.config import Settings
 from dialbase.dialer.service import Dialer
 from dialbase.dnc.service import DncLists
+from dialbase.imports.runner import ImportRunner
 from dialbase.leads.writer import GroupCommitWriter
 from dialbase.ratelimit import Limiter
 
@@ -41,6 +42,7 @@ class Services:
     campaign_status: CampaignStatus
     dialer: Dialer
     dnc: DncLists
+    imports: ImportRunner
 
 
 def services_of(request: Request) -> Services:
