@@ -1,0 +1,537 @@
+"""Idempotent writes: the ``Idempotency-Key`` header (docs/api.md, "Idempotent requests").
+
+One ASGI middleware (in ``app.MIDDLEWARE``) sees every request. Without the header, or on a
+request that is not a write it covers, it hands the request on after one scan of the
+headers. Covered writes (``family_of``): every POST/PUT/PATCH/DELETE under ``/v1/``, every
+non-GET request under ``/ca_apis/`` (AddCampaignData and the family's other writes), the
+bulk endpoint (POST) and the older add endpoint (any method: its GET adds a lead too).
+
+For a covered request with a key:
+
+1. The key is checked (1 to 255 printable ASCII characters, space included): else 400.
+2. The body is read (spooled to a temporary file past ``SPOOL_BYTES``; past
+   ``MAX_BODY_BYTES`` 413) and two hashes are made: the *scope*, sha256 of the caller's
+   credential material (the ``Authorization`` and ``apiKey`` headers, plus the
+   ``userName``/``apiKey``/``api_key`` values the compatible endpoints read from the body,
+   query string or path), and the *fingerprint*, sha256 of method, path, query string and
+   body.
+3. The key is claimed: a row (scope, key) is inserted in ``idempotency_keys`` before the
+   request runs; its primary key lets exactly one request win, on any worker. A request
+   that finds the row:
+   - with another fingerprint: refused, 422;
+   - with a kept answer: that answer is replayed (status, body and headers, plus
+     ``Idempotent-Replayed: true``), nothing runs;
+   - in progress: waits, polling the row (``POLL_*``), up to ``WAIT_SECONDS``, then replays;
+     still in progress then: 409 with ``Retry-After`` (nothing ran);
+   - in progress with its lease (``LEASE_SECONDS``) lapsed: the claimant is presumed dead,
+     the claim is taken over (a conditional update, so one request wins) and runs again.
+   A row older than ``KEEP_SECONDS`` (24 h) counts as absent; such rows are pruned.
+4. The request runs; its answer is buffered. A final answer (anything but 5xx and 429) is
+   stored in the row, then sent; any other answer releases the claim (the row is deleted)
+   so that a retry runs again.
+
+Limits, written down: a process killed after the endpoint committed and before the answer
+was stored leaves the claim in progress; a retry waits (409 after ``WAIT_SECONDS``) until
+the lease lapses, then runs the request again. For AddCampaignData with ``checkDuplicate``
+the campaign's duplicate guard still refuses the number; without it the lead can be stored
+twice. The same happens if storing the answer fails (the database went away after the
+endpoint's commit): the answer is still sent (it is true), the claim is left to lapse.
+A request running longer than the lease can be taken over by a retry: the lease is far
+longer than the database timeouts that bound a request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import secrets
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, cast
+from urllib.parse import parse_qsl
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from dialbase import responses
+from dialbase.compat import legacy, legacy_routes
+from dialbase.compat.answers import Answer, false_body
+from dialbase.compat.auth import lower_keys
+from dialbase.db import utcnow
+from dialbase.idempotency_models import IdempotencyKey
+
+log = logging.getLogger("dialbase.idempotency")
+
+HEADER = b"idempotency-key"
+REPLAYED = (b"idempotent-replayed", b"true")
+MAX_KEY_CHARS = 255
+SPOOL_BYTES = 4 * 1024 * 1024  # bodies up to this stay in memory
+MAX_BODY_BYTES = 256 * 1024 * 1024
+KEEP_SECONDS = 24 * 3600
+LEASE_SECONDS = 60.0
+WAIT_SECONDS = 10.0
+POLL_FIRST = 0.01
+POLL_MAX = 0.1
+PRUNE_EVERY = 60.0
+CHUNK = 64 * 1024
+
+BULK_PATH = "/cloudAgentRestAPI/index.php/AddCampaignBulkDataV4/addBulkData/format/json"
+V1_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+CREDENTIAL_HEADERS = (b"authorization", b"apikey")
+CREDENTIAL_FIELDS = ("username", "apikey")  # after lower_keys (api_key is apikey)
+# Not stored, not replayed: the server sets them per response, or they are hop-by-hop.
+DROPPED_HEADERS = frozenset(
+    {b"content-length", b"date", b"server", b"connection", b"transfer-encoding", b"set-cookie"}
+)
+
+BAD_KEY = (
+    "The Idempotency-Key header must be 1 to 255 printable ASCII characters"
+    " (space to tilde), given once."
+)
+MISMATCH = (
+    "This Idempotency-Key was already used with a different request (method, path, query"
+    " string or body); use a new key for a new request."
+)
+IN_PROGRESS = (
+    "A request with this Idempotency-Key is still in progress; retry after {} seconds to"
+    " get its answer."
+)
+TOO_LARGE = "The request body is larger than {} bytes."
+
+
+# Which endpoints --------------------------------------------------------------------
+
+
+def family_of(method: str, path: str) -> str | None:
+    """The API family whose error shape a covered write answers in; None: not covered."""
+    if path.startswith("/v1/"):
+        return "v1" if method in V1_WRITES else None
+    if path.startswith(responses.COMPAT_PREFIX):
+        return None if method in ("GET", "HEAD", "OPTIONS") else "compat"
+    if path == BULK_PATH:
+        return "bulk" if method == "POST" else None
+    if legacy_routes.matches(path):
+        return "legacy"
+    return None
+
+
+def valid_key(raw: bytes) -> bool:
+    return 1 <= len(raw) <= MAX_KEY_CHARS and all(0x20 <= byte <= 0x7E for byte in raw)
+
+
+# Answers made here ------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Reply:
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+    async def send(self, send: Send) -> None:
+        headers = [*self.headers, (b"content-length", str(len(self.body)).encode())]
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
+        await send({"type": "http.response.body", "body": self.body})
+
+
+def refusal(request: Request, status: int, message: str, headers: dict[str, str]) -> Reply:
+    """``message`` with ``status`` in the shape of the request's family."""
+    extra = [(name.lower().encode(), value.encode()) for name, value in headers.items()]
+    if request.family == "v1":
+        response = responses.problem(status, message, headers)
+        kept = [(n, v) for n, v in response.raw_headers if n != b"content-length"]
+        return Reply(status, kept, bytes(response.body))
+    if request.family == "legacy":
+        body, content_type = legacy.render(Answer(false_body(message), status), request.json)
+        return Reply(status, [(b"content-type", content_type), *extra], body)
+    shape: dict[str, Any] = (
+        {"status": "error", "message": message} if request.family == "bulk" else false_body(message)
+    )
+    return Reply(status, [(b"content-type", b"application/json"), *extra], orjson.dumps(shape))
+
+
+def failure(request: Request, exc: BaseException) -> Reply:
+    """A failure of the idempotency store (a database outage: 503) as the family's answer."""
+    error = responses.error_of(exc)
+    return refusal(request, error.status, error.message, responses.headers_of(error))
+
+
+# The request ------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Request:
+    family: str
+    key: str
+    body: Any  # the spooled body (a SpooledTemporaryFile)
+    size: int
+    scope_hash: str = ""
+    fingerprint: str = ""
+    json: bool = False  # the older endpoint: the answer's format
+
+    def receive(self, receive: Receive) -> Receive:
+        """The buffered body for the application, then the connection's own messages."""
+        self.body.seek(0)
+        done = False
+
+        async def replay() -> Message:
+            nonlocal done
+            if done:
+                return await receive()
+            chunk = self.body.read(CHUNK)
+            more = self.body.tell() < self.size
+            done = not more
+            return {"type": "http.request", "body": chunk, "more_body": more}
+
+        return replay
+
+    def small_body(self) -> bytes | None:
+        if self.size > SPOOL_BYTES:
+            return None
+        self.body.seek(0)
+        data: bytes = self.body.read()
+        return data
+
+
+async def read_body(receive: Receive, request_body: Any) -> int | None:
+    """Spool the request body; its size, None if the client went away, -1 past the limit."""
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return -1
+        if chunk:
+            request_body.write(chunk)
+        if not message.get("more_body", False):
+            return size
+
+
+def hashes(scope: Scope, request: Request) -> None:
+    """Set the request's scope hash, fingerprint and (older endpoint) answer format."""
+    query: bytes = scope.get("query_string", b"")
+    raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+    fingerprint = hashlib.sha256()
+    for part in (scope["method"].encode(), raw_path, query):
+        fingerprint.update(len(part).to_bytes(8, "big") + part)
+    fingerprint.update(request.size.to_bytes(8, "big"))
+    request.body.seek(0)
+    while chunk := request.body.read(CHUNK):
+        fingerprint.update(chunk)
+    request.fingerprint = fingerprint.hexdigest()
+
+    material: list[bytes] = []
+    for wanted in CREDENTIAL_HEADERS:
+        value = next((v for name, v in scope["headers"] if name == wanted), None)
+        material.append(b"-" if value is None else b"+" + value)
+    if request.family != "v1":
+        values = _body_credentials(scope, request, query)
+        for name in CREDENTIAL_FIELDS:
+            value = values.get(name)
+            material.append(b"-" if value is None else b"+" + str(value).encode())
+    caller = hashlib.sha256()
+    for part in material:
+        caller.update(len(part).to_bytes(8, "big") + part)
+    request.scope_hash = caller.hexdigest()
+
+
+def _body_credentials(scope: Scope, request: Request, query: bytes) -> dict[str, Any]:
+    """The user name and API key the endpoint would read from the request itself."""
+    body = request.small_body()
+    if request.family == "legacy":
+        return _legacy_credentials(scope, request, query, body)
+    if not body:
+        return {}
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return {}
+    return lower_keys(payload) if isinstance(payload, dict) else {}
+
+
+def _legacy_credentials(
+    scope: Scope, request: Request, query: bytes, body: bytes | None
+) -> dict[str, Any]:
+    try:
+        raw = scope.get("raw_path")
+        path = raw.decode("latin-1") if raw else scope["path"]
+        if not path.startswith(legacy_routes.PREFIX):
+            path = scope["path"]
+        target = legacy.target(path[len(legacy_routes.PREFIX) :])
+        sources = [target.segments, _pairs(query)]
+        content_type = next((v for n, v in scope["headers"] if n == b"content-type"), b"")
+        if body and content_type.partition(b";")[0].strip().lower() == legacy_routes.FORM.encode():
+            sources.insert(1, _pairs(body))
+        # Multipart bodies are not parsed here: their fields are in the fingerprint only.
+        values = legacy.parameters(*sources)
+    except (legacy.NotThisEndpoint, UnicodeDecodeError, ValueError):
+        return {}
+    request.json = legacy.wants_json(values.items(), target.extension)
+    return lower_keys(values)
+
+
+def _pairs(raw: bytes) -> list[tuple[str, str]]:
+    return parse_qsl(raw.decode(), keep_blank_values=True)
+
+
+# The store --------------------------------------------------------------------------
+
+_TABLE = cast(sa.Table, IdempotencyKey.__table__)
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class Kept:
+    reply: Reply
+
+
+class Mismatch:
+    pass
+
+
+class Busy:
+    pass
+
+
+Outcome = Claimed | Kept | Mismatch | Busy
+
+
+class Store:
+    """The rows of ``idempotency_keys``; every method is one short transaction."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        self._pruned_at = 0.0
+
+    async def claim(self, scope_hash: str, key: str, fingerprint: str, token: str) -> Outcome:
+        """Claim the key, or what the existing row says (``Busy``: in progress, lease held)."""
+        now = utcnow()
+        values = {
+            "scope": scope_hash,
+            "idem_key": key,
+            "fingerprint": fingerprint,
+            "claim": token,
+            "claimed_until": now + timedelta(seconds=LEASE_SECONDS),
+            "created_at": now,
+        }
+        where = (_TABLE.c.scope == scope_hash) & (_TABLE.c.idem_key == key)
+        async with self.engine.begin() as conn:
+            inserted = await conn.execute(
+                self._insert(_TABLE).values(**values).on_conflict_do_nothing()
+            )
+            if inserted.rowcount == 1:
+                return Claimed(token)
+            row = (await conn.execute(sa.select(_TABLE).where(where))).first()
+            if row is None:  # released meanwhile: try again
+                return Busy()
+            expired = row.created_at <= now - timedelta(seconds=KEEP_SECONDS)
+            if not expired and row.fingerprint != fingerprint:
+                return Mismatch()
+            if expired or (row.status_code is None and row.claimed_until <= now):
+                # Expired, or its claimant presumed dead: take it over (one request wins).
+                taken = await conn.execute(
+                    _TABLE.update().where(where & (_TABLE.c.claim == row.claim)).values(**values)
+                )
+                return Claimed(token) if taken.rowcount == 1 else Busy()
+            if row.status_code is None:
+                return Busy()
+            headers = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in row.headers or []]
+            return Kept(Reply(row.status_code, headers, row.body or b""))
+
+    async def keep(self, scope_hash: str, key: str, token: str, reply: Reply) -> None:
+        headers = [[n.decode("latin-1"), v.decode("latin-1")] for n, v in reply.headers]
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                _TABLE.update()
+                .where(
+                    (_TABLE.c.scope == scope_hash)
+                    & (_TABLE.c.idem_key == key)
+                    & (_TABLE.c.claim == token)
+                )
+                .values(status_code=reply.status, headers=headers, body=reply.body)
+            )
+
+    async def release(self, scope_hash: str, key: str, token: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                _TABLE.delete().where(
+                    (_TABLE.c.scope == scope_hash)
+                    & (_TABLE.c.idem_key == key)
+                    & (_TABLE.c.claim == token)
+                    & _TABLE.c.status_code.is_(None)
+                )
+            )
+
+    async def prune_if_due(self) -> None:
+        """Delete rows older than ``KEEP_SECONDS``, at most once a ``PRUNE_EVERY`` here."""
+        if time.monotonic() - self._pruned_at < PRUNE_EVERY:
+            return
+        self._pruned_at = time.monotonic()
+        await self.prune()
+
+    async def prune(self) -> int:
+        cutoff = utcnow() - timedelta(seconds=KEEP_SECONDS)
+        async with self.engine.begin() as conn:
+            result = await conn.execute(_TABLE.delete().where(_TABLE.c.created_at <= cutoff))
+            return int(result.rowcount or 0)
+
+
+# The middleware ---------------------------------------------------------------------
+
+
+class Idempotency:
+    """The ASGI middleware. ``engine()`` gives the running application's database engine."""
+
+    def __init__(self, app: ASGIApp, engine: Callable[[], AsyncEngine]) -> None:
+        self.app = app
+        self._engine = engine
+        self._store: Store | None = None
+
+    def store(self) -> Store:
+        engine = self._engine()
+        if self._store is None or self._store.engine is not engine:
+            self._store = Store(engine)
+        return self._store
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The hot path: one scan of the headers, then the application.
+        if scope["type"] == "http":
+            for name, _ in scope["headers"]:
+                if name == HEADER:
+                    await self._keyed(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+    async def _keyed(self, scope: Scope, receive: Receive, send: Send) -> None:
+        keys = [value for name, value in scope["headers"] if name == HEADER]
+        family = family_of(scope["method"], scope["path"])
+        if family is None:
+            await self.app(scope, receive, send)
+            return
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as body:
+            request = Request(family, keys[0].decode("latin-1"), body, 0)
+            await self._idempotent(scope, receive, send, request, keys)
+
+    async def _idempotent(
+        self, scope: Scope, receive: Receive, send: Send, request: Request, keys: list[bytes]
+    ) -> None:
+        size = await read_body(receive, request.body)
+        if size is None:
+            return  # the client went away: nothing to answer, nothing done
+        request.size = max(size, 0)
+        hashes(scope, request)
+        if size < 0:
+            await refusal(request, 413, TOO_LARGE.format(MAX_BODY_BYTES), {}).send(send)
+            return
+        if len(keys) != 1 or not valid_key(keys[0]):
+            await refusal(request, 400, BAD_KEY, {}).send(send)
+            return
+        try:
+            store = self.store()
+            outcome = await self._claim(store, request)
+        except Exception as exc:
+            await failure(request, exc).send(send)
+            return
+        if isinstance(outcome, Kept):
+            outcome.reply.headers.append(REPLAYED)
+            await outcome.reply.send(send)
+        elif isinstance(outcome, Mismatch):
+            await refusal(request, 422, MISMATCH, {}).send(send)
+        elif isinstance(outcome, Busy):
+            retry = {"Retry-After": "1"}
+            await refusal(request, 409, IN_PROGRESS.format(1), retry).send(send)
+        else:
+            await self._run(scope, receive, send, request, store, outcome.token)
+
+    async def _claim(self, store: Store, request: Request) -> Outcome:
+        token = secrets.token_hex(16)
+        deadline = time.monotonic() + WAIT_SECONDS
+        pause = POLL_FIRST
+        while True:
+            outcome = await store.claim(request.scope_hash, request.key, request.fingerprint, token)
+            if not isinstance(outcome, Busy) or time.monotonic() >= deadline:
+                return outcome
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, POLL_MAX)
+
+    async def _run(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        request: Request,
+        store: Store,
+        token: str,
+    ) -> None:
+        started: Message | None = None
+        chunks: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = message
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        try:
+            await self.app(scope, request.receive(receive), capture)
+        except BaseException:
+            await self._release(store, request, token)
+            if started is not None:  # the application answered, then raised
+                await _reply_of(started, chunks).send(send)
+            raise
+        if started is None:
+            await self._release(store, request, token)
+            return
+        reply = _reply_of(started, chunks)
+        if reply.status >= 500 or reply.status == 429:
+            await self._release(store, request, token)
+        else:
+            try:
+                await store.keep(request.scope_hash, request.key, token, reply)
+            except Exception as exc:  # the answer is true: send it, let the claim lapse
+                log.warning("could not keep the answer for an idempotency key: %r", exc)
+        await reply.send(send)
+        try:
+            await store.prune_if_due()
+        except Exception as exc:
+            log.warning("could not prune idempotency keys: %r", exc)
+
+    async def _release(self, store: Store, request: Request, token: str) -> None:
+        try:
+            await store.release(request.scope_hash, request.key, token)
+        except Exception as exc:  # the claim lapses after its lease
+            log.warning("could not release an idempotency key: %r", exc)
+
+
+def _reply_of(started: Message, chunks: list[bytes]) -> Reply:
+    headers = [
+        (bytes(name).lower(), bytes(value))
+        for name, value in started.get("headers", [])
+        if bytes(name).lower() not in DROPPED_HEADERS
+    ]
+    return Reply(int(started["status"]), headers, b"".join(chunks))
+
+
+def middleware(app: ASGIApp) -> ASGIApp:
+    """For ``app.MIDDLEWARE``: ``app`` is ``Dialbase._dispatch``, whose owner holds the
+    running services (set by the lifespan)."""
+    owner: Any = getattr(app, "__self__", None)
+    if owner is None:
+        raise TypeError("the idempotency middleware wraps a Dialbase application's dispatch")
+    return Idempotency(app, lambda: owner.services.engine)
