@@ -43,6 +43,7 @@ longer than the database timeouts that bound a request.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import secrets
@@ -50,7 +51,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 from urllib.parse import parse_qsl
 
@@ -310,6 +311,20 @@ class Busy:
 Outcome = Claimed | Kept | Mismatch | Busy
 
 
+def _judge(row: Any, fingerprint: str, now: datetime) -> Outcome | None:
+    """What an existing row means for a request; None: it may be taken over (expired, or
+    in progress with its lease lapsed)."""
+    expired = row.created_at <= now - timedelta(seconds=KEEP_SECONDS)
+    if expired:
+        return None
+    if row.fingerprint != fingerprint:
+        return Mismatch()
+    if row.status_code is None:
+        return None if row.claimed_until <= now else Busy()
+    headers = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in row.headers or []]
+    return Kept(Reply(row.status_code, headers, row.body or b""))
+
+
 class Store:
     """The rows of ``idempotency_keys``; every method is one short transaction."""
 
@@ -339,19 +354,21 @@ class Store:
             row = (await conn.execute(sa.select(_TABLE).where(where))).first()
             if row is None:  # released meanwhile: try again
                 return Busy()
-            expired = row.created_at <= now - timedelta(seconds=KEEP_SECONDS)
-            if not expired and row.fingerprint != fingerprint:
-                return Mismatch()
-            if expired or (row.status_code is None and row.claimed_until <= now):
-                # Expired, or its claimant presumed dead: take it over (one request wins).
-                taken = await conn.execute(
-                    _TABLE.update().where(where & (_TABLE.c.claim == row.claim)).values(**values)
-                )
-                return Claimed(token) if taken.rowcount == 1 else Busy()
-            if row.status_code is None:
-                return Busy()
-            headers = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in row.headers or []]
-            return Kept(Reply(row.status_code, headers, row.body or b""))
+            seen = _judge(row, fingerprint, now)
+            if seen is not None:
+                return seen
+            # Expired, or its claimant presumed dead: take it over (one request wins).
+            taken = await conn.execute(
+                _TABLE.update().where(where & (_TABLE.c.claim == row.claim)).values(**values)
+            )
+            return Claimed(token) if taken.rowcount == 1 else Busy()
+
+    async def peek(self, scope_hash: str, key: str, fingerprint: str) -> Outcome | None:
+        """What the row says, read only (no write lock taken); None: claim it."""
+        where = (_TABLE.c.scope == scope_hash) & (_TABLE.c.idem_key == key)
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(sa.select(_TABLE).where(where))).first()
+        return None if row is None else _judge(row, fingerprint, utcnow())
 
     async def keep(self, scope_hash: str, key: str, token: str, reply: Reply) -> None:
         headers = [[n.decode("latin-1"), v.decode("latin-1")] for n, v in reply.headers]
@@ -462,12 +479,18 @@ class Idempotency:
         token = secrets.token_hex(16)
         deadline = time.monotonic() + WAIT_SECONDS
         pause = POLL_FIRST
-        while True:
-            outcome = await store.claim(request.scope_hash, request.key, request.fingerprint, token)
-            if not isinstance(outcome, Busy) or time.monotonic() >= deadline:
-                return outcome
+        claim = functools.partial(
+            store.claim, request.scope_hash, request.key, request.fingerprint, token
+        )
+        outcome = await claim()
+        # Waiting for another request's claim: polled read only, claimed again only when
+        # the row is gone (a released claim) or may be taken over.
+        while isinstance(outcome, Busy) and time.monotonic() < deadline:
             await asyncio.sleep(pause)
             pause = min(pause * 2, POLL_MAX)
+            seen = await store.peek(request.scope_hash, request.key, request.fingerprint)
+            outcome = seen if seen is not None else await claim()
+        return outcome
 
     async def _run(
         self,
