@@ -27,9 +27,14 @@ REQUEST_TIMEOUT = 30.0
 BURST_TIMEOUT = 90.0
 
 
+def key_of(username: str) -> str:
+    """The API key ``seed`` gives an account (keys are unique across accounts)."""
+    return "acme-secret-key" if username == "acme" else f"{username}-secret-key"
+
+
 def seed(env: dict[str, str], username: str = "acme", rate_limit: int = 100_000) -> None:
-    """An account (key ``acme-secret-key``) with one Progressive campaign ``Sales``."""
-    key = "acme-secret-key"
+    """An account (key ``key_of(username)``) with one Progressive campaign ``Sales``."""
+    key = key_of(username)
     run_cli(
         "account", "create", "--username", username, "--api-key", key,
         "--rate-limit", str(rate_limit), env=env,
@@ -66,7 +71,7 @@ def clear_of_minute_edge(margin: float = 10.0) -> None:
 
 
 def add_body(number: str, username: str = "acme", **fields: Any) -> dict[str, Any]:
-    return body(userName=username, phoneNumber=number, **fields)
+    return body(userName=username, apiKey=key_of(username), phoneNumber=number, **fields)
 
 
 def client(connections: int | None = None, timeout: float = REQUEST_TIMEOUT) -> httpx.AsyncClient:
