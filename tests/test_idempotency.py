@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from typing import Any
 
 import asyncpg
 import httpx
+import orjson
 import pytest
 from sqlalchemy import event, func, select, update
 
@@ -232,6 +233,35 @@ async def test_a_key_of_255_printable_characters_and_spaces_is_taken(client, ses
     first = await client.post(ADD, json=body(), headers=key(long_key))
     assert first.json() == STORED
     same_answer(first, await client.post(ADD, json=body(), headers=key(long_key)))
+
+
+async def test_a_body_past_the_largest_any_endpoint_takes_is_handed_on_unkeyed(
+    client, sessionmaker, monkeypatch
+):
+    """Every endpoint refuses such a body for its size; here the limit is lowered so that
+    the endpoint's own answer shows it got the whole body."""
+    await acme(sessionmaker)
+    monkeypatch.setattr(idempotency, "MAX_BODY_BYTES", 10)
+    monkeypatch.setattr(idempotency, "CHUNK", 7)
+    first = await client.post(ADD, json=body(), headers=key("k"))
+    again = await client.post(ADD, json=body(), headers=key("k"))
+    assert first.json() == again.json() == STORED
+    assert "idempotent-replayed" not in again.headers
+    assert await rows(sessionmaker) == []
+    assert len(await all_leads(sessionmaker)) == 2
+    # No length declared: found while reading, the part read is handed on with the rest.
+    raw = orjson.dumps(body(phoneNumber="9876543211"))
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for start in range(0, len(raw), 8):
+            yield raw[start : start + 8]
+
+    streamed = await client.post(
+        ADD, content=pieces(), headers={**key("k2"), "content-type": "application/json"}
+    )
+    assert streamed.json() == STORED
+    assert await rows(sessionmaker) == []
+    assert [lead.phone_number for lead in await all_leads(sessionmaker)][-1] == "9876543211"
 
 
 # The older add endpoint and the bulk endpoint ---------------------------------------

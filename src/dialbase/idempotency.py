@@ -9,8 +9,9 @@ bulk endpoint (POST) and the older add endpoint (any method: its GET adds a lead
 For a covered request with a key:
 
 1. The key is checked (1 to 255 printable ASCII characters, space included): else 400.
-2. The body is read (spooled to a temporary file past ``SPOOL_BYTES``; past
-   ``MAX_BODY_BYTES`` 413) and two hashes are made: the *scope*, sha256 of the caller's
+2. The body is read (spooled to a temporary file past ``SPOOL_BYTES``; a body past
+   ``MAX_BODY_BYTES``, larger than any endpoint takes, is handed on unkeyed, for the
+   endpoint to refuse) and two hashes are made: the *scope*, sha256 of the caller's
    credential material (the ``Authorization`` and ``apiKey`` headers, plus the
    ``userName``/``apiKey``/``api_key`` values the compatible endpoints read from the body,
    query string or path), and the *fingerprint*, sha256 of method, path, query string and
@@ -74,7 +75,7 @@ HEADER = b"idempotency-key"
 REPLAYED = (b"idempotent-replayed", b"true")
 MAX_KEY_CHARS = 255
 SPOOL_BYTES = 4 * 1024 * 1024  # bodies up to this stay in memory
-MAX_BODY_BYTES = 256 * 1024 * 1024
+MAX_BODY_BYTES = 257 * 1024 * 1024  # the largest file upload (256 MiB) and its form
 KEEP_SECONDS = 24 * 3600
 LEASE_SECONDS = 60.0
 WAIT_SECONDS = 10.0
@@ -104,7 +105,6 @@ IN_PROGRESS = (
     "A request with this Idempotency-Key is still in progress; retry after {} seconds to"
     " get its answer."
 )
-TOO_LARGE = "The request body is larger than {} bytes."
 
 
 # Which endpoints --------------------------------------------------------------------
@@ -173,6 +173,7 @@ class Request:
     key: str
     body: Any  # the spooled body (a SpooledTemporaryFile)
     size: int
+    complete: bool = True  # the whole body was read (else: past MAX_BODY_BYTES)
     scope_hash: str = ""
     fingerprint: str = ""
     json: bool = False  # the older endpoint: the answer's format
@@ -187,8 +188,8 @@ class Request:
             if done:
                 return await receive()
             chunk = self.body.read(CHUNK)
-            more = self.body.tell() < self.size
-            done = not more
+            done = self.body.tell() >= self.size
+            more = not done or not self.complete
             return {"type": "http.request", "body": chunk, "more_body": more}
 
         return replay
@@ -201,21 +202,29 @@ class Request:
         return data
 
 
-async def read_body(receive: Receive, request_body: Any) -> int | None:
-    """Spool the request body; its size, None if the client went away, -1 past the limit."""
-    size = 0
+async def read_body(receive: Receive, request: Request) -> bool:
+    """Spool the request body, up to the first chunk past ``MAX_BODY_BYTES``
+    (``request.complete`` says whether it was all read); False if the client went away."""
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            return None
+            return False
         chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return -1
         if chunk:
-            request_body.write(chunk)
+            request.body.write(chunk)
+            request.size += len(chunk)
         if not message.get("more_body", False):
-            return size
+            return True
+        if request.size > MAX_BODY_BYTES:
+            request.complete = False
+            return True
+
+
+def declared_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
 
 
 def hashes(scope: Scope, request: Request) -> None:
@@ -447,14 +456,16 @@ class Idempotency:
     async def _idempotent(
         self, scope: Scope, receive: Receive, send: Send, request: Request, keys: list[bytes]
     ) -> None:
-        size = await read_body(receive, request.body)
-        if size is None:
-            return  # the client went away: nothing to answer, nothing done
-        request.size = max(size, 0)
-        hashes(scope, request)
-        if size < 0:
-            await refusal(request, 413, TOO_LARGE.format(MAX_BODY_BYTES), {}).send(send)
+        declared = declared_length(scope)
+        if declared is not None and declared > MAX_BODY_BYTES:
+            await self.app(scope, receive, send)  # unkeyed: the endpoint refuses its size
             return
+        if not await read_body(receive, request):
+            return  # the client went away: nothing to answer, nothing done
+        if not request.complete:  # the same, found while reading
+            await self.app(scope, request.receive(receive), send)
+            return
+        hashes(scope, request)
         if len(keys) != 1 or not valid_key(keys[0]):
             await refusal(request, 400, BAD_KEY, {}).send(send)
             return
