@@ -50,6 +50,7 @@ from dialbase.docs_ui import install_docs
 from dialbase.health import router as health_router
 from dialbase.idempotency import middleware as idempotency
 from dialbase.imports import routes as imports
+from dialbase.imports import upload_routes
 from dialbase.imports.runner import ImportRunner
 from dialbase.leads.writer import GroupCommitWriter, make_store
 from dialbase.migrate import upgrade
@@ -194,6 +195,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Dia
     api.include_router(deletion_routes.router)
     api.include_router(campaign_status_routes.router)
     api.include_router(imports.router)
+    api.include_router(upload_routes.router)
     responses.install(api)
 
     def openapi() -> dict[str, Any]:

@@ -41,6 +41,7 @@ from dialbase.dialer.cli import dialer_app
 from dialbase.dialer.cli import register as register_dialer_commands
 from dialbase.dnc.cli import dnc_app
 from dialbase.errors import Invalid
+from dialbase.imports.cli import register as register_import_command
 from dialbase.leads.service import EXPORT_FIELDS, iter_leads
 
 # Plain click help (no rich boxes): option names are never cut at narrow widths.
@@ -69,6 +70,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(dialer_app, name="dialer")
 app.add_typer(dnc_app, name="dnc")
 register_dialer_commands(campaign_app, leads_app)
+register_import_command(leads_app)
 
 Name = Annotated[str, typer.Option("--name", help="The campaign's name.")]
 CsvList = Annotated[str | None, typer.Option(help="Comma-separated list.")]

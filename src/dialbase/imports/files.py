@@ -79,6 +79,25 @@ def header_error(header: list[str]) -> str | None:
     return None
 
 
+def check_file(path: Path, file_format: str) -> list[str]:
+    """The header of a file that can be imported (``FileError`` if it cannot). A CSV file
+    is read through once (a million rows take a second or two), so text that is not UTF-8
+    or a broken line is found before anything is queued; an XLSX file only to its header
+    (reading a big workbook takes minutes: a part damaged further down fails there)."""
+    header, rows = open_rows(path, file_format)
+    try:
+        if (problem := header_error(header)) is not None:
+            raise FileError(problem)
+        if file_format == "csv":
+            for _ in rows:
+                pass
+    finally:
+        close = getattr(rows, "close", None)
+        if close is not None:
+            close()
+    return header
+
+
 def _trimmed(cells: list[Any]) -> list[Any]:
     end = len(cells)
     while end and (cells[end - 1] is None or cells[end - 1] == ""):

@@ -15,6 +15,7 @@ file once the import is done.
 from __future__ import annotations
 
 import asyncio
+import copy
 import errno
 import os
 import uuid
@@ -35,7 +36,7 @@ from dialbase.db import session_scope
 from dialbase.dialer.routes import PREFIX, Credentials, caller
 from dialbase.dialer.schemas import problem_responses
 from dialbase.errors import DialbaseError, Invalid, NotFound, ServiceUnavailable
-from dialbase.imports.files import FileError, format_of, header_error, open_rows
+from dialbase.imports.files import FileError, check_file, format_of
 from dialbase.imports.service import ImportRequest, queue_file
 from dialbase.services import services_of
 
@@ -111,11 +112,12 @@ _UPLOAD_BODY = {
 
 
 def _problem(status: int, description: str, detail: str) -> dict[str, Any]:
+    """A problem+json response entry shaped like ``problem_responses``'s."""
+    entry = copy.deepcopy(problem_responses(422)[422])
     example = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status}
-    return {
-        "description": description,
-        "content": {"application/problem+json": {"example": {**example, "detail": detail}}},
-    }
+    entry["description"] = description
+    entry["content"]["application/problem+json"]["example"] = {**example, "detail": detail}
+    return entry
 
 
 def _too_large(limit: int) -> str:
@@ -126,7 +128,7 @@ def _too_large(limit: int) -> str:
     "/campaigns/{campaign:path}/imports",
     status_code=202,
     responses={
-        **problem_responses(401, 404, 422, 429, 503),
+        **problem_responses(400, 401, 404, 422, 429, 503),
         413: _problem(413, "The body is larger than the upload limit", _too_large(256 << 20)),
         415: _problem(415, "Not multipart/form-data, or a file neither CSV nor XLSX", _NOT_CSV),
     },
@@ -145,7 +147,7 @@ async def upload_import(campaign: str, request: Request, credentials: Credential
     file_format = upload.file_format or "csv"  # never None once received
     try:
         fields = upload.check_fields()
-        header = await asyncio.to_thread(check_file, upload.path, file_format)
+        header = await asyncio.to_thread(check_upload, upload.path, file_format)
         async with session_scope(services.sessionmaker) as session:
             import_id = await queue_file(
                 session,
@@ -183,22 +185,12 @@ async def _outbound_campaign(request: Request, account: AccountInfo, name: str) 
         return found.id
 
 
-def check_file(path: Path, file_format: str) -> list[str]:
-    """The header of a staged file that can be imported (``Invalid`` if not). A CSV file
-    is read through once; an XLSX file only to its header (reading a big workbook takes
-    minutes: a damaged part further down fails the import's rows there instead)."""
+def check_upload(path: Path, file_format: str) -> list[str]:
+    """The header of a staged upload that can be imported (``Invalid`` if not)."""
     try:
-        header, rows = open_rows(path, file_format)
-        if (problem := header_error(header)) is not None:
-            raise Invalid(f"file: {problem}")
-        if file_format == "csv":
-            for _ in rows:
-                pass
-        elif hasattr(rows, "close"):
-            rows.close()
+        return check_file(path, file_format)
     except FileError as exc:
         raise Invalid(f"file: {exc.message}") from None
-    return header
 
 
 async def _receive(request: Request, folder: Path, limit: int) -> _Upload:
