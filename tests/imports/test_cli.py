@@ -185,3 +185,27 @@ def test_an_unreachable_database_is_one_line_and_leaves_no_copy(tmp_path: Path) 
     result = run(settings, str(source), "--campaign", "Sales")
     assert one_line_error(result).startswith("error: cannot use the database: ")
     assert staged(settings) == []
+
+
+def test_a_relative_import_dir_is_stored_as_an_absolute_path(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server resuming the import may run in another directory."""
+    monkeypatch.chdir(tmp_path)
+    source = tmp_path / "leads.csv"
+    source.write_text("PhoneNumber\n9876543210\n")
+    relative = settings.model_copy(update={"import_dir": "relative-imports"})
+    assert run(relative, str(source), "--campaign", "Sales").exit_code == 0
+
+    async def stored_path() -> str | None:
+        engine = create_engine(settings)
+        try:
+            async with session_scope(make_sessionmaker(engine)) as session:
+                return await session.scalar(select(Import.file_path))
+        finally:
+            await engine.dispose()
+
+    path = asyncio.run(stored_path())
+    assert path is not None
+    assert Path(path).is_absolute()
+    assert Path(path).parent == tmp_path / "relative-imports" / "uploads"

@@ -398,3 +398,20 @@ async def test_a_hung_redis_does_not_break_uploads(
             done = await client.post(URL, auth=AUTH, files={"file": ("a.csv", CSV, "text/csv")})
             assert done.status_code == 202
             assert time.monotonic() - started < 5
+
+
+async def test_a_relative_import_dir_is_stored_as_an_absolute_path(
+    backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    async with running_app(backend.settings(import_dir="relative-imports")) as app:
+        sessions = app.services.sessionmaker
+        await make_account(sessions)
+        await make_campaign(sessions)
+        async with client_for(app) as client:
+            response = await client.post(URL, auth=AUTH, files={"file": ("a.csv", CSV)})
+            assert response.status_code == 202
+        async with session_scope(sessions) as session:
+            record = await session.get(Import, int(response.json()["transactionId"]))
+            assert record is not None and record.file_path is not None
+            assert Path(record.file_path).parent == tmp_path / "relative-imports" / "uploads"

@@ -96,7 +96,7 @@ def import_command(
     if file_format is None:
         fail(f"{file}: not a .csv or .xlsx file")
     settings = settings_for(database_url)
-    staged, header = _stage(file, file_format, Path(settings.import_dir) / UPLOADS)
+    staged, header = _stage(file, file_format, Path(settings.import_dir).resolve() / UPLOADS)
     request = _Request(username, campaign, header, check_duplicate, start)
     try:
         import_id = _queue(settings, staged, file_format, request)

@@ -143,7 +143,7 @@ async def upload_import(campaign: str, request: Request, credentials: Credential
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(_too_large(limit))
-    upload = await _receive(request, Path(services.settings.import_dir) / UPLOADS, limit)
+    upload = await _receive(request, Path(services.settings.import_dir).resolve() / UPLOADS, limit)
     file_format = upload.file_format or "csv"  # never None once received
     try:
         fields = upload.check_fields()
