@@ -307,17 +307,20 @@ async def _add_rows(
         elif isinstance(verdict, rows.Listed):
             candidates.append((outcome, verdict.lead))
     await _write_leads(session, record, candidates)
-    session.add_all(
-        ImportResult(
-            import_id=record.id,
-            idx=o.idx,
-            line=o.line,
-            phone_number=o.phone_number,
-            result=o.result.value,
-            message=o.message,
-            data=o.data,
-        )
-        for o in outcomes
+    await session.execute(
+        insert(ImportResult),
+        [
+            {
+                "import_id": record.id,
+                "idx": o.idx,
+                "line": o.line,
+                "phone_number": o.phone_number,
+                "result": o.result.value,
+                "message": o.message,
+                "data": o.data,
+            }
+            for o in outcomes
+        ],
     )
     return outcomes
 
