@@ -24,7 +24,9 @@ NO_IMPORT = "no import with this transaction id in this account"
 MAX_ID = 2**63 - 1
 
 router = APIRouter(
-    prefix="/v1/imports", tags=["imports"], responses=problem_responses(401, 404, 429, 503)
+    prefix="/v1/imports",
+    tags=["imports"],
+    responses=problem_responses(400, 401, 404, 422, 429, 500, 503),
 )
 
 
