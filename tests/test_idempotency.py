@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -21,9 +23,11 @@ from sqlalchemy import event, func, select, update
 
 from dialbase import idempotency
 from dialbase.compat.answers import Answer
+from dialbase.config import Settings
 from dialbase.db import session_scope, utcnow
 from dialbase.errors import DatabaseUnavailable
 from dialbase.idempotency_models import IdempotencyKey
+from dialbase.imports.models import Import
 from tests.compat.helpers import client_for, running_app
 from tests.conftest import Backend, RedisPeer
 from tests.dialer.helpers import add_leads, running_campaign
@@ -53,6 +57,11 @@ BUSY_TEXT = (
     " get its answer."
 )
 XML_DECLARATION = '<?xml version="1.0" encoding="utf-8"?>\n'
+
+
+@pytest.fixture
+def settings(backend: Backend, tmp_path: Path) -> Settings:
+    return backend.settings(import_dir=str(tmp_path / "imports"))
 
 
 def key(value: str) -> dict[str, str]:
@@ -366,6 +375,61 @@ async def test_another_callers_basic_auth_is_another_scope(client, sessionmaker)
     globex_put = await client.put(url, auth=globex, headers=key("dnc"))
     assert acme_put.status_code == globex_put.status_code == 201
     assert "idempotent-replayed" not in globex_put.headers
+
+
+async def test_a_file_upload_is_replayed_though_the_client_picks_a_new_boundary(
+    client, sessionmaker, settings
+):
+    await acme(sessionmaker)
+    url = "/v1/campaigns/Sales/imports"
+    csv = b"PhoneNumber,Name\n9876543210,Asha\n"
+
+    async def upload(content: bytes) -> httpx.Response:
+        # httpx draws a new random boundary for each request it encodes.
+        files = {"file": ("leads.csv", content, "text/csv")}
+        return await client.post(url, auth=AUTH, files=files, headers=key("upload-1"))
+
+    first = await upload(csv)
+    assert first.status_code == 202, first.text
+    again = await upload(csv)
+    same_answer(first, again)
+    assert again.headers["location"] == first.headers["location"]
+    other = await upload(csv + b"9876543211,Ravi\n")
+    assert other.status_code == 422
+    assert other.json() == problem(422, "Unprocessable Entity", MISMATCH_TEXT)
+    async with session_scope(sessionmaker) as session:
+        assert await session.scalar(select(func.count()).select_from(Import)) == 1
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 64 * 1024])
+def test_the_fingerprint_leaves_out_the_multipart_boundary_whatever_the_chunks(monkeypatch, chunk):
+    monkeypatch.setattr(idempotency, "CHUNK", chunk)
+
+    def fingerprint(boundary: bytes, value: bytes) -> str:
+        body = (
+            b"--"
+            + boundary
+            + b'\r\nContent-Disposition: form-data; name="a"\r\n\r\n'
+            + value
+            + b"\r\n--"
+            + boundary
+            + b"--\r\n"
+        )
+        content_type = b"multipart/form-data; boundary=" + boundary
+        scope = {
+            "method": "POST",
+            "path": "/v1/x",
+            "query_string": b"",
+            "headers": [(b"content-type", content_type)],
+        }
+        with tempfile.SpooledTemporaryFile() as spool:
+            spool.write(body)
+            request = idempotency.Request("v1", "k", spool, len(body))
+            idempotency.hashes(scope, request)
+        return request.fingerprint
+
+    assert fingerprint(b"abc123", b"one") == fingerprint(b"zz-other-boundary-9", b"one")
+    assert fingerprint(b"abc123", b"one") != fingerprint(b"abc123", b"two")
 
 
 # Waiting, leases, pruning -----------------------------------------------------------

@@ -15,7 +15,7 @@ For a covered request with a key:
    credential material (the ``Authorization`` and ``apiKey`` headers, plus the
    ``userName``/``apiKey``/``api_key`` values the compatible endpoints read from the body,
    query string or path), and the *fingerprint*, sha256 of method, path, query string and
-   body.
+   body (a ``multipart/form-data`` body without its boundary, which clients pick at random).
 3. The key is claimed: a row (scope, key) is inserted in ``idempotency_keys`` before the
    request runs; its primary key lets exactly one request win, on any worker. A request
    that finds the row:
@@ -234,10 +234,21 @@ def hashes(scope: Scope, request: Request) -> None:
     fingerprint = hashlib.sha256()
     for part in (scope["method"].encode(), raw_path, query):
         fingerprint.update(len(part).to_bytes(8, "big") + part)
-    fingerprint.update(request.size.to_bytes(8, "big"))
     request.body.seek(0)
-    while chunk := request.body.read(CHUNK):
-        fingerprint.update(chunk)
+    boundary = multipart_boundary(scope)
+    if boundary is None:
+        while chunk := request.body.read(CHUNK):
+            fingerprint.update(chunk)
+    else:
+        # A client encoding the same form again picks a new random boundary: the body
+        # is compared without it.
+        keep = len(boundary) - 1
+        carry = b""
+        while chunk := request.body.read(CHUNK):
+            text = (carry + chunk).replace(boundary, b"\x00")
+            carry = text[max(0, len(text) - keep) :] if keep else b""
+            fingerprint.update(text[: len(text) - len(carry)])
+        fingerprint.update(carry)
     request.fingerprint = fingerprint.hexdigest()
 
     material: list[bytes] = []
@@ -253,6 +264,19 @@ def hashes(scope: Scope, request: Request) -> None:
     for part in material:
         caller.update(len(part).to_bytes(8, "big") + part)
     request.scope_hash = caller.hexdigest()
+
+
+def multipart_boundary(scope: Scope) -> bytes | None:
+    """``--`` and the boundary of a ``multipart/form-data`` body; None for other bodies."""
+    content_type = next((v for n, v in scope["headers"] if n == b"content-type"), b"")
+    kind, _, params = content_type.partition(b";")
+    if kind.strip().lower() != b"multipart/form-data":
+        return None
+    for param in params.split(b";"):
+        name, _, value = param.strip().partition(b"=")
+        if name.strip().lower() == b"boundary" and value.strip(b'" '):
+            return b"--" + value.strip(b'" ')
+    return None
 
 
 def _body_credentials(scope: Scope, request: Request, query: bytes) -> dict[str, Any]:
