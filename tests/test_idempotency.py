@@ -22,6 +22,7 @@ import pytest
 from sqlalchemy import event, func, select, update
 
 from dialbase import idempotency
+from dialbase.app import create_app
 from dialbase.compat.answers import Answer
 from dialbase.config import Settings
 from dialbase.db import session_scope, utcnow
@@ -319,6 +320,36 @@ async def test_the_bulk_path_refuses_another_request_in_its_shape(client, sessio
     other = await client.post(BULK, json={**request, "x": 1}, headers=key("bulk-1"))
     assert (other.status_code, other.headers["content-type"]) == (422, "application/json")
     assert other.json() == {"status": "error", "message": MISMATCH_TEXT}
+
+
+async def test_a_bulk_request_is_replayed_with_its_transaction_id(settings):
+    from dialbase.compat import bulk_routes  # its router is not in app.py yet
+
+    application = create_app(settings, migrate=False)
+    if BULK not in {getattr(route, "path", None) for route in application.api.routes}:
+        application.api.include_router(bulk_routes.router)
+    request = {
+        "userName": "acme",
+        "apiKey": "acme-secret-key",
+        "campaignName": "Sales",
+        "bulkData": {"map": ["PhoneNumber"], "data": [["9876543210"], ["9876543211"]]},
+    }
+    async with application.lifespan(), client_for(application) as client:
+        sessions = application.services.sessionmaker
+        await acme(sessions)
+        first = await client.post(BULK, json=request, headers=key("bulk-2"))
+        queued = first.json()
+        assert queued == {
+            "transactionId": queued["transactionId"],
+            "status": "success",
+            "message": "queued successfully",
+        }
+        same_answer(first, await client.post(BULK, json=request, headers=key("bulk-2")))
+        other = await client.post(BULK, json={**request, "action": "start"}, headers=key("bulk-2"))
+        assert other.status_code == 422
+        assert other.json() == {"status": "error", "message": MISMATCH_TEXT}
+        async with session_scope(sessions) as session:
+            assert await session.scalar(select(func.count()).select_from(Import)) == 1
 
 
 # /v1 writes -------------------------------------------------------------------------
