@@ -274,6 +274,25 @@ async def test_a_body_past_the_largest_any_endpoint_takes_is_handed_on_unkeyed(
     assert [lead.phone_number for lead in await all_leads(sessionmaker)][-1] == "9876543211"
 
 
+async def test_credentials_in_the_query_string_scope_the_key(client, sessionmaker):
+    await acme(sessionmaker)
+    await make_account(sessionmaker, "globex", "globex-secret-key")
+    await make_campaign(sessionmaker, username="globex")
+    started = {"status": "SUCCESS", "message": "SUCCESSFULLY UPDATED, Progressive was started"}
+    for user in ("acme", "globex"):
+        params = {
+            "userName": user,
+            "apiKey": f"{user}-secret-key",
+            "campaignName": "Sales",
+            "action": "Start",
+            "process": "true",
+        }
+        answer = await client.put("/ca_apis/setCampaignStatus", params=params, headers=key("go"))
+        assert answer.json() == started
+        assert "idempotent-replayed" not in answer.headers
+    assert len(await rows(sessionmaker)) == 2
+
+
 # The older add endpoint and the bulk endpoint ---------------------------------------
 
 

@@ -284,13 +284,20 @@ def _body_credentials(scope: Scope, request: Request, query: bytes) -> dict[str,
     body = request.small_body()
     if request.family == "legacy":
         return _legacy_credentials(scope, request, query, body)
-    if not body:
-        return {}
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return {}
-    return lower_keys(payload) if isinstance(payload, dict) else {}
+    values: dict[str, Any] = {}
+    if query:  # some of the family's endpoints also read the query string
+        try:
+            values = lower_keys(dict(reversed(_pairs(query))))  # the first of a name
+        except (UnicodeDecodeError, ValueError):
+            values = {}
+    if body:
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            payload = None
+        if isinstance(payload, dict):
+            values.update(lower_keys(payload))  # the body's win
+    return values
 
 
 def _legacy_credentials(
