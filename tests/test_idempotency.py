@@ -54,8 +54,8 @@ BAD_KEY_TEXT = (
     " (space to tilde), given once."
 )
 BUSY_TEXT = (
-    "A request with this Idempotency-Key is still in progress; retry after 1 seconds to"
-    " get its answer."
+    "A request with this Idempotency-Key is still in progress; retry after a second to get"
+    " its answer."
 )
 XML_DECLARATION = '<?xml version="1.0" encoding="utf-8"?>\n'
 

@@ -102,8 +102,8 @@ MISMATCH = (
     " string or body); use a new key for a new request."
 )
 IN_PROGRESS = (
-    "A request with this Idempotency-Key is still in progress; retry after {} seconds to"
-    " get its answer."
+    "A request with this Idempotency-Key is still in progress; retry after a second to get"
+    " its answer."
 )
 
 
@@ -513,7 +513,7 @@ class Idempotency:
             await refusal(request, 422, MISMATCH, {}).send(send)
         elif isinstance(outcome, Busy):
             retry = {"Retry-After": "1"}
-            await refusal(request, 409, IN_PROGRESS.format(1), retry).send(send)
+            await refusal(request, 409, IN_PROGRESS, retry).send(send)
         else:
             await self._run(scope, receive, send, request, store, outcome.token)
 
