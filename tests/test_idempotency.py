@@ -633,3 +633,18 @@ async def test_a_hung_redis_does_not_break_keyed_requests(backend: Backend, redi
         assert len(await all_leads(app.services.sessionmaker)) == 1
         async with session_scope(app.services.sessionmaker) as session:
             assert await session.scalar(select(func.count()).select_from(IdempotencyKey)) == 1
+
+
+async def test_generate_token_ignores_the_key_and_keeps_no_token(client, sessionmaker):
+    """A bearer token is never kept for a replay: each request makes a new one."""
+    await make_account(sessionmaker, "tok", "tok-secret-key", auth_mode="TOKEN_AUTH")
+    body = {"userName": "tok", "apiKey": "tok-secret-key"}
+    headers = {"Idempotency-Key": "token-once"}
+    first = await client.post("/ca_apis/CAToken/generateToken", json=body, headers=headers)
+    second = await client.post("/ca_apis/CAToken/generateToken", json=body, headers=headers)
+    assert first.status_code == second.status_code == 200
+    assert first.json()["token"] != second.json()["token"]
+    assert "Idempotent-Replayed" not in second.headers
+    async with sessionmaker() as session:
+        kept = await session.scalar(select(func.count()).select_from(IdempotencyKey))
+    assert kept == 0

@@ -109,11 +109,15 @@ IN_PROGRESS = (
 
 # Which endpoints --------------------------------------------------------------------
 
+TOKEN_PATH = "/ca_apis/CAToken/generateToken"
+
 
 def family_of(method: str, path: str) -> str | None:
     """The API family whose error shape a covered write answers in; None: not covered."""
     if path.startswith("/v1/"):
         return "v1" if method in V1_WRITES else None
+    if path == TOKEN_PATH:
+        return None  # a replay would mean keeping a live bearer token in the database
     if path.startswith(responses.COMPAT_PREFIX):
         return None if method in ("GET", "HEAD", "OPTIONS") else "compat"
     if path == BULK_PATH:
