@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dialbase import __version__, responses
 from dialbase.compat import (
+    bulk_routes,
     campaign_status_routes,
     deletion_routes,
     fields,
@@ -194,6 +195,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Dia
     api.include_router(token_routes.router)
     api.include_router(deletion_routes.router)
     api.include_router(campaign_status_routes.router)
+    api.include_router(bulk_routes.router)
     api.include_router(imports.router)
     api.include_router(upload_routes.router)
     responses.install(api)
