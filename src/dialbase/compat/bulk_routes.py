@@ -26,59 +26,48 @@ TEXT_KEYS = ("apikey", "username", "campaignname")
 router = APIRouter(tags=["compatibility"])
 
 _CELL = {"oneOf": [{"type": "string"}, {"type": "number"}, {"type": "null"}]}
-_REQUEST = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "apiKey": {"type": "string", "description": "Or the `apiKey` header."},
-                        "userName": {"type": "string"},
-                        "campaignName": {"type": "string"},
-                        "bulkData": {
-                            "type": "object",
-                            "properties": {
-                                "map": {
-                                    "type": "array",
-                                    "items": {"type": "string"},
-                                    "description": "Column names: PhoneNumber (required), Name,"
-                                    " Priority, ExpiryDate, AgentId, skill, any other is an"
-                                    " extra column.",
-                                },
-                                "data": {
-                                    "type": "array",
-                                    "maxItems": 500,
-                                    "items": {"type": "array", "items": _CELL},
-                                },
-                            },
-                        },
-                        "action": {"type": "string", "enum": ["start"]},
-                        "checkDuplicate": {"oneOf": [{"type": "boolean"}, {"type": "string"}]},
-                        "isDelete": {
-                            "oneOf": [{"type": "boolean"}, {"type": "string"}],
-                            "description": "When present, decides the duplicate rule instead"
-                            " of checkDuplicate.",
-                        },
-                        "callBackUrl": {"type": "string", "format": "uri"},
-                    },
+_REQUEST = http.json_request(
+    {
+        "apiKey": {"type": "string", "description": "Or the `apiKey` header."},
+        "userName": {"type": "string"},
+        "campaignName": {"type": "string"},
+        "bulkData": {
+            "type": "object",
+            "properties": {
+                "map": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "Column names: PhoneNumber (required), Name,"
+                    " Priority, ExpiryDate, AgentId, skill, any other is an"
+                    " extra column.",
                 },
-                "example": {
-                    "userName": "acme",
-                    "apiKey": "acme-secret-key",
-                    "campaignName": "Sales",
-                    "bulkData": {
-                        "map": ["PhoneNumber", "Name", "Priority"],
-                        "data": [["9876543210", "Asha", 2], [9123456789, "Ravi"]],
-                    },
-                    "checkDuplicate": "true",
-                    "action": "start",
+                "data": {
+                    "type": "array",
+                    "maxItems": 500,
+                    "items": {"type": "array", "items": _CELL},
                 },
-            }
+            },
         },
-    }
-}
+        "action": {"type": "string", "enum": ["start"]},
+        "checkDuplicate": {"oneOf": [{"type": "boolean"}, {"type": "string"}]},
+        "isDelete": {
+            "oneOf": [{"type": "boolean"}, {"type": "string"}],
+            "description": "When present, decides the duplicate rule instead of checkDuplicate.",
+        },
+        "callBackUrl": {"type": "string", "format": "uri"},
+    },
+    {
+        "userName": "acme",
+        "apiKey": "acme-secret-key",
+        "campaignName": "Sales",
+        "bulkData": {
+            "map": ["PhoneNumber", "Name", "Priority"],
+            "data": [["9876543210", "Asha", 2], [9123456789, "Ravi"]],
+        },
+        "checkDuplicate": "true",
+        "action": "start",
+    },
+)
 
 
 def _responses() -> dict[int | str, Any]:

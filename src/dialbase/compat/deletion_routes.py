@@ -79,64 +79,36 @@ def _answers(examples: dict[str, tuple[str, dict[str, Any]]]) -> dict[int | str,
 
 
 _NUMBER = {"oneOf": [{"type": "string"}, {"type": "integer"}]}
-_ONE_REQUEST = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "userName": {"type": "string"},
-                        "apiKey": {"type": "string"},
-                        "campaignName": {"type": "string"},
-                        "phoneNumber": {
-                            **_NUMBER,
-                            "description": "Compared as AddCampaignData stored it (E.164"
-                            " with the account's default country).",
-                        },
-                        "name": {
-                            "type": "string",
-                            "description": "Only the leads of this name (any letter case).",
-                        },
-                    },
-                },
-                "example": {
-                    "userName": "acme",
-                    "campaignName": "Sales",
-                    "phoneNumber": "9876543210",
-                },
-            }
+_ONE_REQUEST = http.json_request(
+    {
+        "userName": {"type": "string"},
+        "apiKey": {"type": "string"},
+        "campaignName": {"type": "string"},
+        "phoneNumber": {
+            **_NUMBER,
+            "description": "Compared as AddCampaignData stored it (E.164"
+            " with the account's default country).",
         },
-    }
-}
-_BULK_REQUEST = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "userName": {"type": "string"},
-                        "apiKey": {"type": "string"},
-                        "phoneNumber": {"type": "array", "items": _NUMBER, "maxItems": 100},
-                        "campaignName": {
-                            "type": "array",
-                            "items": {"type": "string"},
-                            "maxItems": 100,
-                        },
-                    },
-                },
-                "example": {
-                    "userName": "acme",
-                    "phoneNumber": ["9876543210", 9123456789],
-                    "campaignName": ["Sales", "Renewals"],
-                },
-            }
+        "name": {
+            "type": "string",
+            "description": "Only the leads of this name (any letter case).",
         },
-    }
-}
+    },
+    {"userName": "acme", "campaignName": "Sales", "phoneNumber": "9876543210"},
+)
+_BULK_REQUEST = http.json_request(
+    {
+        "userName": {"type": "string"},
+        "apiKey": {"type": "string"},
+        "phoneNumber": {"type": "array", "items": _NUMBER, "maxItems": 100},
+        "campaignName": {"type": "array", "items": {"type": "string"}, "maxItems": 100},
+    },
+    {
+        "userName": "acme",
+        "phoneNumber": ["9876543210", 9123456789],
+        "campaignName": ["Sales", "Renewals"],
+    },
+)
 _AUTH_EXAMPLE = ("Authentication refused", false_body("Invalid User Details"))
 
 

@@ -117,3 +117,16 @@ async def serve(
         return respond(exc.answer)
     credentials = Credentials.from_headers(request.headers)
     return respond(await endpoint(values, credentials, address(request)))
+
+
+def json_request(
+    properties: dict[str, Any], example: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """OpenAPI ``openapi_extra`` for a JSON object body read by hand: its documented keys
+    (matched in any letter case; other keys allowed) and an example."""
+    media: dict[str, Any] = {
+        "schema": {"type": "object", "properties": properties, "additionalProperties": True}
+    }
+    if example is not None:
+        media["example"] = example
+    return {"requestBody": {"required": True, "content": {"application/json": media}}}

@@ -85,21 +85,7 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
                 "schema": {"type": "string"},
             }
         ],
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {
-                    "schema": {
-                        "type": "object",
-                        "properties": {
-                            "userName": {"type": "string"},
-                            "apiKey": {"type": "string"},
-                        },
-                        "additionalProperties": True,
-                    }
-                }
-            },
-        },
+        **http.json_request({"userName": {"type": "string"}, "apiKey": {"type": "string"}}),
     },
 )
 async def generate_token(request: Request) -> Response:
