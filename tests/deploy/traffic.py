@@ -71,7 +71,9 @@ def clear_of_minute_edge(margin: float = 10.0) -> None:
 
 
 def add_body(number: str, username: str = "acme", **fields: Any) -> dict[str, Any]:
-    return body(userName=username, apiKey=key_of(username), phoneNumber=number, **fields)
+    return body(
+        **{"userName": username, "apiKey": key_of(username), "phoneNumber": number, **fields}
+    )
 
 
 def client(connections: int | None = None, timeout: float = REQUEST_TIMEOUT) -> httpx.AsyncClient:
