@@ -15,6 +15,7 @@ from dialbase.errors import DatabaseUnavailable
 from dialbase.imports import engine
 from dialbase.imports.engine import Work, run_chunk, run_import
 from dialbase.leads.models import Lead
+from tests.conftest import needs_postgres
 from tests.imports.support import Acme, acme, numbers, queue, record, results, sessions
 
 __all__ = ["acme", "sessions"]  # fixtures
@@ -192,11 +193,12 @@ async def test_a_chunk_that_fails_before_its_commit_leaves_nothing_and_is_redone
     assert (await record(sessions, import_id)).added == 250
 
 
+@needs_postgres
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 async def test_a_dropped_database_connection_rolls_the_chunk_back_and_it_is_redone(
     sessions, acme: Acme, settings: Settings, backend, monkeypatch: pytest.MonkeyPatch
 ):
-    if backend.name != "postgres":
-        pytest.skip("a connection to drop: PostgreSQL (the SQLite case is the test above)")
+    """PostgreSQL: a connection to drop (SQLite's failed chunk is the test above)."""
     import_id = await queue(sessions, acme, ["PhoneNumber"], _rows(250))
     real_write = engine._write_leads
     dropped = []
