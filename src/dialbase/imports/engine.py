@@ -31,10 +31,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, false, insert, select, update
+from sqlalchemy import Table, delete, false, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -55,6 +55,10 @@ from dialbase.leads.models import CampaignNumber, CampaignZones, Lead
 log = logging.getLogger("dialbase.imports")
 
 CHUNK_ROWS = 200
+# Core tables: their executemany skips the ORM's per-row bookkeeping.
+_LEADS = cast(Table, Lead.__table__)
+_RESULTS = cast(Table, ImportResult.__table__)
+_GUARDS = cast(Table, CampaignNumber.__table__)
 LEASE_SECONDS = 30.0
 REDO_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)  # run_import's waits before redoing a failed chunk
 
@@ -195,6 +199,9 @@ async def run_chunk(
         record.status = ImportStatus.RUNNING
         record.claimed_by = work.owner
         record.claimed_until = now + timedelta(seconds=work.lease)
+        # Written first: on SQLite this takes the write lock for the whole chunk, which
+        # the number guards rely on (``_guard``).
+        await session.flush()
         if prepared is not None:
             start, batch = prepared
             if start != record.next_row:  # another worker moved the cursor: read again
@@ -308,7 +315,7 @@ async def _add_rows(
             candidates.append((outcome, verdict.lead))
     await _write_leads(session, record, candidates)
     await session.execute(
-        insert(ImportResult),
+        _RESULTS.insert(),
         [
             {
                 "import_id": record.id,
@@ -342,6 +349,22 @@ async def _guard(session: AsyncSession, campaign_id: int, numbers: set[str]) -> 
     """Insert the missing number guards (key order); the numbers that were new."""
     if not numbers:
         return set()
+    if session.get_bind().dialect.name == "sqlite":
+        # The chunk's first write (the import row's claim, flushed in ``run_chunk``) took
+        # SQLite's write lock: no other writer can add a guard until the commit, so the
+        # numbers not found now are exactly the ones this insert adds.
+        found = await session.scalars(
+            select(CampaignNumber.phone_number).where(
+                CampaignNumber.campaign_id == campaign_id,
+                CampaignNumber.phone_number.in_(sorted(numbers)),
+            )
+        )
+        new = numbers - set(found)
+        if new:
+            await session.execute(
+                _GUARDS.insert(), [{"campaign_id": campaign_id, "phone_number": n} for n in new]
+            )
+        return new
     values = [{"campaign_id": campaign_id, "phone_number": n} for n in sorted(numbers)]
     if session.get_bind().dialect.name == "postgresql":
         # An existing guard is locked, not updated (see leads.stores.postgres).
@@ -376,7 +399,7 @@ async def _write_leads(
         return
     now = utcnow()
     await session.execute(
-        insert(Lead),
+        _LEADS.insert(),
         [
             {
                 "campaign_id": lead.campaign_id,
