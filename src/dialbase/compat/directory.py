@@ -128,7 +128,7 @@ class Directory:
         row, revision = await self._load(select(Account).where(Account.api_key_hash == key_hash))
         if row is None:
             return None
-        info = _account_info(row, revision)
+        info = account_info(row, revision)
         if revision == self.revision:
             self._by_key[key_hash] = info
         return info
@@ -138,7 +138,7 @@ class Directory:
         row, revision = await self._load(select(Account).where(Account.username == username))
         if row is None:
             return None
-        info = _account_info(row, revision)
+        info = account_info(row, revision)
         if revision == self.revision:
             self._accounts[username] = info
         return info
@@ -153,23 +153,14 @@ class Directory:
         )
         if row is None:
             return None
-        info = CampaignInfo(
-            id=row.id,
-            name=row.name,
-            direction=row.direction,
-            dial_type=row.dial_type,
-            routing=row.routing,
-            agents=frozenset(row.agents or ()),
-            skills=frozenset(row.skills or ()),
-            revision=revision,
-            hours=hours.parse(row.calling_hours or ""),
-        )
+        info = campaign_info(row, revision)
         if revision == self.revision:
             self._campaigns[key] = info
         return info
 
 
-def _account_info(row: Account, revision: int) -> AccountInfo:
+def account_info(row: Account, revision: int) -> AccountInfo:
+    """What the checks read of an account row, read at ``revision``."""
     return AccountInfo(
         id=row.id,
         username=row.username,
@@ -181,4 +172,19 @@ def _account_info(row: Account, revision: int) -> AccountInfo:
         default_country=row.default_country,
         max_daily_attempts=row.max_daily_attempts,
         token_id=row.token_id,
+    )
+
+
+def campaign_info(row: Campaign, revision: int) -> CampaignInfo:
+    """What the checks read of a campaign row, read at ``revision``."""
+    return CampaignInfo(
+        id=row.id,
+        name=row.name,
+        direction=row.direction,
+        dial_type=row.dial_type,
+        routing=row.routing,
+        agents=frozenset(row.agents or ()),
+        skills=frozenset(row.skills or ()),
+        revision=revision,
+        hours=hours.parse(row.calling_hours or ""),
     )

@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Table, delete, false, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -41,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from dialbase.accounts.models import Account
 from dialbase.campaigns.models import Campaign
 from dialbase.compat import fields
-from dialbase.compat.directory import AccountInfo, CampaignInfo
+from dialbase.compat.directory import AccountInfo, CampaignInfo, account_info, campaign_info
 from dialbase.config import Settings
 from dialbase.db import session_scope, utcnow
 from dialbase.dnc.models import DncEntry
@@ -264,27 +263,8 @@ async def _context(session: AsyncSession, record: Import) -> tuple[AccountInfo, 
     account = await session.get(Account, record.account_id)
     campaign = await session.get(Campaign, record.campaign_id)
     assert account is not None and campaign is not None  # the import cascades with both
-    account_info = AccountInfo(
-        id=account.id,
-        username=account.username,
-        api_key_hash=account.api_key_hash,
-        auth_mode=account.auth_mode,
-        zone=ZoneInfo(account.timezone),
-        rate_limit=account.rate_limit,
-        revision=0,
-        default_country=account.default_country,
-    )
-    campaign_info = CampaignInfo(
-        id=campaign.id,
-        name=campaign.name,
-        direction=campaign.direction,
-        dial_type=campaign.dial_type,
-        routing=campaign.routing,
-        agents=frozenset(campaign.agents or ()),
-        skills=frozenset(campaign.skills or ()),
-        revision=0,
-    )
-    return account_info, campaign_info
+    # Revision 0: the chunk's own transaction is what makes the settings current.
+    return account_info(account, 0), campaign_info(campaign, 0)
 
 
 async def _add_rows(
