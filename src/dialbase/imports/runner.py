@@ -36,6 +36,7 @@ log = logging.getLogger("dialbase.imports")
 
 POLL_SECONDS = 0.5
 MAX_BACKOFF = 10.0
+CLOSE_SECONDS = 15.0  # the longest a closing runner waits for its step in flight
 
 
 class ImportRunner:
@@ -56,25 +57,39 @@ class ImportRunner:
         self._owner = Work(0, self._limits).owner
         self.callbacks = CallbackSender(sessionmaker, settings, client)
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
 
     def start(self) -> None:
+        self._stopping = asyncio.Event()
         self._tasks = [
             asyncio.create_task(self._loop(self.import_step), name="dialbase-imports"),
             asyncio.create_task(self._loop(self.callbacks.send_due), name="dialbase-callbacks"),
         ]
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        """Stop between two steps: a step in flight (a chunk, a callback) is let finish, up
+        to ``CLOSE_SECONDS``, and only then cancelled. Cancelling a database call midway
+        can leave a pooled connection that never answers again (aiosqlite), and the
+        application's shutdown would wait on it for good."""
+        self._stopping.set()
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=CLOSE_SECONDS)
+            for task in pending:
+                task.cancel()
+            for task in pending:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self._tasks = []
         await self.callbacks.close()
 
+    async def _pause(self, seconds: float) -> None:
+        """Wait ``seconds``, or less when the runner is closing."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
     async def _loop(self, step: Callable[[], Awaitable[object]]) -> None:
         backoff = self._poll
-        while True:
+        while not self._stopping.is_set():
             try:
                 busy = await step()
                 backoff = self._poll
@@ -83,11 +98,11 @@ class ImportRunner:
                     outages.failed(exc)
                 else:
                     log.error("the import runner failed a step", exc_info=exc)
-                await asyncio.sleep(backoff)
+                await self._pause(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
                 continue
             if not busy:
-                await asyncio.sleep(self._poll)
+                await self._pause(self._poll)
 
     async def import_step(self) -> bool:
         """Add one chunk of this runner's import, claiming one first if it has none;
