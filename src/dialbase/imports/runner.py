@@ -76,9 +76,10 @@ class ImportRunner:
             _, pending = await asyncio.wait(self._tasks, timeout=CLOSE_SECONDS)
             for task in pending:
                 task.cancel()
-            for task in pending:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            if pending:  # a cancelled step's own clean-up is not waited for without end
+                _, stuck = await asyncio.wait(pending, timeout=CLOSE_SECONDS)
+                for task in stuck:
+                    log.warning("the import runner's %s did not stop", task.get_name())
         self._tasks = []
         await self.callbacks.close()
 
