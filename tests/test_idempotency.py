@@ -7,19 +7,16 @@ requests with one key store once; the store's own failures answer 503 and store 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import sqlite3
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import orjson
 import pytest
-from sqlalchemy import event, func, select, update
+from sqlalchemy import func, select, update
 
 from dialbase import idempotency
 from dialbase.app import create_app
@@ -33,6 +30,7 @@ from tests.compat.helpers import client_for, running_app
 from tests.conftest import Backend, RedisPeer
 from tests.dialer.helpers import add_leads, running_campaign
 from tests.factories import all_leads, body, make_account, make_campaign
+from tests.faults.lost import fails_at
 
 ADD = "/ca_apis/AddCampaignData"
 LEGACY = "/cloudAgentRestAPI/index.php/CloudAgent/CloudAgentAPI/addCamapaignData"
@@ -562,32 +560,6 @@ async def test_rows_older_than_a_day_are_pruned_and_their_keys_free(app, client,
 
 
 # Failures ---------------------------------------------------------------------------
-
-
-def _outage(backend: Backend) -> BaseException:
-    if backend.name == "postgres":
-        return asyncpg.ConnectionDoesNotExistError(
-            "connection was closed in the middle of operation"
-        )
-    error = sqlite3.OperationalError("disk I/O error")
-    error.sqlite_errorcode = sqlite3.SQLITE_IOERR  # type: ignore[attr-defined]
-    return error
-
-
-@contextlib.contextmanager
-def fails_at(app: Any, backend: Backend, statement: str) -> Iterator[None]:
-    """The connection is lost before each statement starting with ``statement``."""
-    engine = app.services.engine.sync_engine
-
-    def before(conn, cursor, text, *_args):  # type: ignore[no-untyped-def]
-        if text.lstrip().upper().startswith(statement):
-            raise _outage(backend)
-
-    event.listen(engine, "before_cursor_execute", before)
-    try:
-        yield
-    finally:
-        event.remove(engine, "before_cursor_execute", before)
 
 
 async def test_a_lost_connection_when_claiming_answers_503_and_stores_nothing(

@@ -4,17 +4,14 @@ deletion of an account while another one runs is "Max limit exceeded"."""
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import asyncpg
 import httpx
 import orjson
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from dialbase.accounts.models import Account
 from dialbase.db import asyncpg_dsn, session_scope
@@ -22,6 +19,7 @@ from dialbase.leads.models import CampaignNumber, Lead
 from tests.compat.helpers import client_for, running_app
 from tests.conftest import Backend, RedisPeer, needs_postgres
 from tests.factories import make_account, make_campaign
+from tests.faults.lost import fails_at
 
 ADD = "/ca_apis/AddCampaignData"
 ONE = "/ca_apis/deleteCampaignData"
@@ -36,41 +34,6 @@ DOWN = {
     "data": None,
 }
 NUMBERS = ["9000000001", "9000000002"]
-
-
-def _outage(backend: Backend) -> BaseException:
-    if backend.name == "postgres":
-        return asyncpg.ConnectionDoesNotExistError(
-            "connection was closed in the middle of operation"
-        )
-    error = sqlite3.OperationalError("disk I/O error")
-    error.sqlite_errorcode = sqlite3.SQLITE_IOERR  # type: ignore[attr-defined]
-    return error
-
-
-@contextlib.contextmanager
-def fails_at(app: Any, backend: Backend, point: str) -> Iterator[None]:
-    """The connection is lost before the first statement starting with ``point`` (or
-    before the COMMIT when ``point`` is "COMMIT")."""
-    engine = app.services.engine.sync_engine
-
-    def before_statement(conn, cursor, statement, *_args):  # type: ignore[no-untyped-def]
-        if statement.lstrip().upper().startswith(point):
-            raise _outage(backend)
-
-    def before_commit(conn):  # type: ignore[no-untyped-def]
-        raise _outage(backend)
-
-    name, hook = (
-        ("commit", before_commit)
-        if point == "COMMIT"
-        else ("before_cursor_execute", before_statement)
-    )
-    event.listen(engine, name, hook)
-    try:
-        yield
-    finally:
-        event.remove(engine, name, hook)
 
 
 async def _setup(app: Any) -> None:

@@ -3,15 +3,11 @@ a database failing mid-way (503, nothing half-done) and a hung Redis (fails open
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
 import time
-from collections.abc import Iterator
 
-import asyncpg
 import jwt
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from dialbase.accounts.models import Account
@@ -31,6 +27,7 @@ from tests.compat.test_tokens import (
 from tests.conftest import Backend, RedisPeer, needs_postgres
 from tests.deploy.processes import TcpProxy
 from tests.factories import all_leads, make_account, make_campaign
+from tests.faults.lost import fails_at
 
 DOWN = {
     "status": "false",
@@ -99,42 +96,6 @@ async def test_a_token_works_only_with_the_secret_it_was_signed_with(backend: Ba
         assert await add_with(c, token, "9000000001") == INVALID_TOKEN
 
 
-def _outage(backend: Backend) -> BaseException:
-    """What the driver raises when the connection is lost."""
-    if backend.name == "postgres":
-        return asyncpg.ConnectionDoesNotExistError(
-            "connection was closed in the middle of operation"
-        )
-    error = sqlite3.OperationalError("disk I/O error")
-    error.sqlite_errorcode = sqlite3.SQLITE_IOERR  # type: ignore[attr-defined]
-    return error
-
-
-@contextlib.contextmanager
-def _fails_at(app, backend: Backend, point: str) -> Iterator[None]:  # type: ignore[no-untyped-def]
-    """The database connection is lost at ``point``: before a statement starting with that
-    text is sent, or before the COMMIT when ``point`` is "COMMIT"."""
-    engine = app.services.engine.sync_engine
-
-    def before_statement(conn, cursor, statement, *_args):  # type: ignore[no-untyped-def]
-        if statement.lstrip().upper().startswith(point):
-            raise _outage(backend)
-
-    def before_commit(conn):  # type: ignore[no-untyped-def]
-        raise _outage(backend)
-
-    name, hook = (
-        ("commit", before_commit)
-        if point == "COMMIT"
-        else ("before_cursor_execute", before_statement)
-    )
-    event.listen(engine, name, hook)
-    try:
-        yield
-    finally:
-        event.remove(engine, name, hook)
-
-
 @pytest.mark.parametrize(
     "point",
     ["INSERT INTO API_TOKENS", "UPDATE ACCOUNTS", "UPDATE CONFIG_REVISION", "COMMIT"],
@@ -150,7 +111,7 @@ async def test_a_connection_lost_mid_way_answers_503_and_changes_nothing(
             token = await new_token(client)
             current = await _current_token_id(sessions)
             rows = await token_rows(sessions)
-            with _fails_at(app, backend, point):
+            with fails_at(app, backend, point):
                 failed = await generate(client, {"userName": "tok", "apiKey": KEY})
             assert (failed.status_code, failed.json()) == (503, DOWN)
             assert await _current_token_id(sessions) == current

@@ -4,19 +4,16 @@ queued (202), then added by the runner; every refusal leaves no file and no impo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
-import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 from openpyxl import Workbook
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from dialbase.config import Settings
 from dialbase.db import session_scope
@@ -25,6 +22,7 @@ from dialbase.imports.models import Import
 from tests.compat.helpers import client_for, running_app
 from tests.conftest import Backend, RedisPeer
 from tests.factories import leads_of, make_account, make_campaign
+from tests.faults.lost import fails_at
 
 AUTH = httpx.BasicAuth("acme", "acme-secret-key")
 URL = "/v1/campaigns/Sales/imports"
@@ -322,39 +320,6 @@ async def test_an_upload_over_the_limit_is_413_declared_or_streamed(
     assert await imports_count(sessionmaker) == 0
     small = await client.post(URL, auth=AUTH, files={"file": ("a.csv", CSV, "text/csv")})
     assert small.status_code == 202
-
-
-def _outage(backend: Backend) -> BaseException:
-    if backend.name == "postgres":
-        return asyncpg.ConnectionDoesNotExistError("connection was closed mid-operation")
-    error = sqlite3.OperationalError("disk I/O error")
-    error.sqlite_errorcode = sqlite3.SQLITE_IOERR  # type: ignore[attr-defined]
-    return error
-
-
-@contextlib.contextmanager
-def fails_at(app: Any, backend: Backend, point: str) -> Iterator[None]:
-    """The connection is lost before the first statement starting with ``point`` or,
-    for "COMMIT", at the commit."""
-    engine = app.services.engine.sync_engine
-
-    def before_statement(conn, cursor, statement, *_args):  # type: ignore[no-untyped-def]
-        if statement.lstrip().upper().startswith(point):
-            raise _outage(backend)
-
-    def before_commit(conn):  # type: ignore[no-untyped-def]
-        raise _outage(backend)
-
-    name, hook = (
-        ("commit", before_commit)
-        if point == "COMMIT"
-        else ("before_cursor_execute", before_statement)
-    )
-    event.listen(engine, name, hook)
-    try:
-        yield
-    finally:
-        event.remove(engine, name, hook)
 
 
 @pytest.mark.parametrize("point", ["INSERT INTO IMPORTS", "COMMIT"])
