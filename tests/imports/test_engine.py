@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select, text
 
 from dialbase.campaigns.models import Campaign
+from dialbase.campaigns.service import update_campaign
 from dialbase.config import Settings
 from dialbase.db import session_scope
 from dialbase.errors import DatabaseUnavailable
@@ -155,13 +157,13 @@ async def test_a_crash_after_a_committed_chunk_resumes_without_adding_twice(
     sessions, acme: Acme, settings: Settings
 ):
     import_id = await queue(sessions, acme, ["PhoneNumber"], _rows(450) + _rows(10))
-    first = Work(import_id, engine.limits_of(settings), owner="gone")
+    first = Work(import_id, engine.limits_of(settings), owner="gone", chunk_rows=200)
     state = await run_chunk(sessions, first)
     assert state is not None and (state.status, state.next_row) == ("running", 200)
     # The worker is gone; its lease lapses; another one finishes the import.
     seen: list[tuple[int, int]] = []
     await run_import(sessions, settings, import_id, lambda done, total: seen.append((done, total)))
-    assert seen == [(400, 460), (460, 460)]
+    assert seen == [(460, 460)]  # one chunk from the committed cursor (200) to the end
     assert await numbers(sessions, acme.campaigns["Sales"]) == [r[0] for r in _rows(450)]
     done = await record(sessions, import_id)
     assert (done.added, done.duplicates, done.rejected) == (450, 10, 0)
@@ -215,3 +217,33 @@ async def test_a_dropped_database_connection_rolls_the_chunk_back_and_it_is_redo
     assert await numbers(sessions, acme.campaigns["Sales"]) == [r[0] for r in _rows(250)]
     done = await record(sessions, import_id)
     assert (done.status, done.added, done.next_row) == ("done", 250, 250)
+
+
+async def test_rows_are_judged_again_when_the_settings_change_before_the_chunk_is_written(
+    sessions, acme: Acme, settings: Settings, monkeypatch: pytest.MonkeyPatch
+):
+    """Rows are checked outside the chunk's transaction; a settings change in between
+    (here an agent added to the campaign) makes the chunk check them again."""
+    import_id = await queue(
+        sessions, acme, ["PhoneNumber", "AgentId"], [["+919812345641", "A300"]], campaign="Agents"
+    )
+    real_judge = engine._judge
+    judged: list[list[str]] = []
+
+    def judge_then_change(plan, limits):  # type: ignore[no-untyped-def]
+        verdicts = real_judge(plan, limits)
+        judged.append([type(v).__name__ for v in verdicts])
+        if len(judged) == 1:
+            asyncio.run_coroutine_threadsafe(add_agent(), loop).result(timeout=30)
+        return verdicts
+
+    async def add_agent() -> None:
+        async with session_scope(sessions) as session:
+            await update_campaign(session, "acme", "Agents", agents=["A100", "A200", "A300"])
+
+    loop = asyncio.get_running_loop()
+    monkeypatch.setattr(engine, "_judge", judge_then_change)
+    await run_import(sessions, settings, import_id)
+    assert judged == [["Unless"], ["Listed"]]  # "Agent is not correctly mapped!", then added
+    assert await results(sessions, import_id) == [(0, "+919812345641", "added", None)]
+    assert await numbers(sessions, acme.campaigns["Agents"]) == ["+919812345641"]

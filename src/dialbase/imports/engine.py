@@ -1,25 +1,34 @@
 """Adding an import's rows: chunk by chunk, each chunk one transaction.
 
-The only thing on this path that commits. A chunk's transaction locks the import's row
-(``FOR UPDATE`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` serializes writers anyway),
-reads its resume cursor ``next_row``, and then, for up to ``CHUNK_ROWS`` rows from there:
-checks each row (``imports.rows``), looks their numbers up on the do-not-call list,
-inserts the campaign's number guards (``campaign_numbers``, in key order, as the lead
-writer does: the duplicate rule is exact against concurrent AddCampaignData requests),
-inserts the added leads in row order with their zone keys, writes every row's result,
-and advances ``next_row`` and the counters. The last chunk also marks the import done,
-starts the campaign when asked, and schedules the callback. All of it commits together
-or not at all:
+The only thing on this path that commits. A chunk goes in three steps:
 
+1. **Plan** (no transaction held): read the import's resume cursor ``next_row``, the
+   configuration revision, the account and the campaign, and up to ``CHUNK_ROWS`` rows
+   from the cursor on (from the file, or the staged rows of a bulk request).
+2. **Judge** (on a thread, no I/O): check each row (``imports.rows``). This is most of a
+   chunk's time (parsing phone numbers), so it runs while no lock is held and while the
+   worker's event loop keeps serving other requests.
+3. **Write** (one transaction): lock the import's row (``FOR UPDATE`` on PostgreSQL;
+   SQLite's write lock serializes writers anyway) and check that the cursor and the
+   configuration revision are still the planned ones, then look the numbers up on the
+   do-not-call list, insert the campaign's number guards (``campaign_numbers``, in key
+   order, as the lead writer does: the duplicate rule is exact against concurrent
+   AddCampaignData requests), insert the added leads in row order with their zone keys,
+   write every row's result, and advance ``next_row`` and the counters. The last chunk
+   also marks the import done, starts the campaign when asked, and schedules the
+   callback. All of it commits together or not at all.
+
+What can happen to a chunk:
+
+- the revision moved between plan and write (an account, campaign, agent or skill
+  changed): nothing is written and the chunk is planned and judged again, so rows are
+  always checked against the settings of the moment they are added;
+- another worker moved the cursor (a lease that lapsed while its holder was alive):
+  nothing is written; the caller reads the new cursor and goes on from there;
 - a failure before the commit (a dropped connection, a deadlock, a lost SQLite lock)
   rolls the chunk back; it is redone from the same cursor;
 - a commit whose outcome is unknown needs no lookup: the redo reads ``next_row`` in its
-  own transaction, so a chunk that did commit is never redone;
-- two workers on one import (a lease that lapsed while its holder was alive) take turns
-  on the row lock, and the second reads the cursor the first advanced.
-
-The configuration (account, campaign, agents, skills) is read in the chunk's transaction,
-so rows are checked against the settings of the moment they are added.
+  own transaction, so a chunk that did commit is never redone.
 """
 
 from __future__ import annotations
@@ -37,7 +46,7 @@ from sqlalchemy import Table, delete, false, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from dialbase.accounts.models import Account
+from dialbase.accounts.models import Account, ConfigRevision
 from dialbase.campaigns.models import Campaign
 from dialbase.compat import fields
 from dialbase.compat.directory import AccountInfo, CampaignInfo, account_info, campaign_info
@@ -53,7 +62,8 @@ from dialbase.leads.models import CampaignNumber, CampaignZones, Lead
 
 log = logging.getLogger("dialbase.imports")
 
-CHUNK_ROWS = 200
+CHUNK_ROWS = 500
+MAX_REPLANS = 5  # a chunk planned again this many times at most, then the next step
 # Core tables: their executemany skips the ORM's per-row bookkeeping.
 _LEADS = cast(Table, Lead.__table__)
 _RESULTS = cast(Table, ImportResult.__table__)
@@ -183,15 +193,94 @@ async def run_chunk(
     sessionmaker: async_sessionmaker[AsyncSession], work: Work
 ) -> ChunkState | None:
     """Add the import's next chunk (one transaction); None if the import is gone."""
+    start, total = 0, 0
+    for _ in range(MAX_REPLANS):
+        plan = await _plan(sessionmaker, work)
+        if not isinstance(plan, Plan):
+            return plan
+        start, total = plan.start, plan.total
+        verdicts = await asyncio.to_thread(_judge, plan, work.limits)
+        written = await _write(sessionmaker, work, plan, verdicts)
+        if not isinstance(written, Stale):
+            return written
+    # The settings keep changing under the import: the next step tries again.
+    return ChunkState(ImportStatus.RUNNING.value, start, total)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What a chunk will check and add, read before its transaction."""
+
+    start: int  # the cursor the chunk starts from
+    total: int
+    revision: int  # the configuration revision the account and campaign were read at
+    columns: list[str]
+    account: AccountInfo
+    campaign: CampaignInfo
+    rows: list[Row]
+    staged: bool  # rows staged in the database (a bulk request), not read from a file
+
+
+@dataclass(frozen=True, slots=True)
+class Stale:
+    """The configuration moved since the chunk was planned: nothing was written."""
+
+
+async def _plan(
+    sessionmaker: async_sessionmaker[AsyncSession], work: Work
+) -> Plan | ChunkState | None:
+    """The chunk to add, the state of an import that is done, or None if it is gone."""
     prepared = await _prepare_file(sessionmaker, work)
+    async with sessionmaker() as session:
+        revision = await session.scalar(select(ConfigRevision.value).where(ConfigRevision.id == 1))
+        record = await session.get(Import, work.import_id)
+        if record is None:
+            return None
+        if record.status == ImportStatus.DONE:
+            return ChunkState(record.status, record.next_row, record.total)
+        account, campaign = await _context(session, record, int(revision or 0))
+        if prepared is not None:
+            start, batch = prepared
+        else:
+            start = record.next_row
+            batch = await _staged_rows(session, record, work.chunk_rows)
+        return Plan(
+            start=start,
+            total=record.total,
+            revision=int(revision or 0),
+            columns=list(record.columns),
+            account=account,
+            campaign=campaign,
+            rows=batch,
+            staged=prepared is None,
+        )
+
+
+def _judge(plan: Plan, limits: fields.Limits) -> list[rows.Verdict]:
+    return [
+        rows.judge(plan.columns, cells, plan.account, plan.campaign, limits)
+        for _, _, cells in plan.rows
+    ]
+
+
+async def _write(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    work: Work,
+    plan: Plan,
+    verdicts: list[rows.Verdict],
+) -> ChunkState | Stale | None:
+    """The chunk's transaction (see the module's docstring)."""
     async with session_scope(sessionmaker) as session:
         record = await session.scalar(
             select(Import).where(Import.id == work.import_id).with_for_update()
         )
         if record is None:
             return None
-        if record.status == ImportStatus.DONE:
+        if record.status == ImportStatus.DONE or record.next_row != plan.start:
             return ChunkState(record.status, record.next_row, record.total)
+        revision = await session.scalar(select(ConfigRevision.value).where(ConfigRevision.id == 1))
+        if int(revision or 0) != plan.revision:
+            return Stale()
         now = utcnow()
         if record.started_at is None:
             record.started_at = now
@@ -201,18 +290,10 @@ async def run_chunk(
         # Written first: on SQLite this takes the write lock for the whole chunk, which
         # the number guards rely on (``_guard``).
         await session.flush()
-        if prepared is not None:
-            start, batch = prepared
-            if start != record.next_row:  # another worker moved the cursor: read again
-                return ChunkState(record.status, record.next_row, record.total)
-        else:
-            batch = await _staged_rows(session, record, work.chunk_rows)
-        outcomes = await _add_rows(session, record, batch, work.limits)
+        outcomes = await _add_rows(session, record, plan, verdicts)
         _count(record, outcomes)
-        record.next_row += len(batch)
-        last = len(batch) < work.chunk_rows or (
-            prepared is None and record.next_row >= record.total
-        )
+        record.next_row += len(plan.rows)
+        last = len(plan.rows) < work.chunk_rows or (plan.staged and record.next_row >= record.total)
         if last and work.file is not None and work.file.error is not None:
             _file_error(session, record, work.file.error)
         if last:
@@ -259,28 +340,27 @@ async def _staged_rows(session: AsyncSession, record: Import, count: int) -> lis
     return [(idx, None, list(data)) for idx, data in result]
 
 
-async def _context(session: AsyncSession, record: Import) -> tuple[AccountInfo, CampaignInfo]:
+async def _context(
+    session: AsyncSession, record: Import, revision: int
+) -> tuple[AccountInfo, CampaignInfo]:
     account = await session.get(Account, record.account_id)
     campaign = await session.get(Campaign, record.campaign_id)
     assert account is not None and campaign is not None  # the import cascades with both
-    # Revision 0: the chunk's own transaction is what makes the settings current.
-    return account_info(account, 0), campaign_info(campaign, 0)
+    return account_info(account, revision), campaign_info(campaign, revision)
 
 
 async def _add_rows(
-    session: AsyncSession, record: Import, batch: list[Row], limits: fields.Limits
+    session: AsyncSession, record: Import, plan: Plan, verdicts: list[rows.Verdict]
 ) -> list[RowOutcome]:
-    if not batch:
+    if not plan.rows:
         return []
-    account, campaign = await _context(session, record)
-    columns = list(record.columns)
-    verdicts = [rows.judge(columns, cells, account, campaign, limits) for _, _, cells in batch]
     numbers = {n for v in verdicts if (n := rows.phone_e164(v)) is not None}
-    listed = await _listed(session, account.id, numbers)
+    listed = await _listed(session, plan.account.id, numbers)
     outcomes: list[RowOutcome] = []
     candidates: list[tuple[RowOutcome, NewLead]] = []
-    for (idx, line, cells), verdict in zip(batch, verdicts, strict=True):
-        outcome = RowOutcome(idx, line, rows.phone_text(columns, cells), RowResult.ADDED, None)
+    for (idx, line, cells), verdict in zip(plan.rows, verdicts, strict=True):
+        text = rows.phone_text(plan.columns, cells)
+        outcome = RowOutcome(idx, line, text, RowResult.ADDED, None)
         outcomes.append(outcome)
         message: str | None = None
         if isinstance(verdict, rows.Refused):
