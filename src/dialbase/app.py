@@ -133,7 +133,7 @@ def _lifespan(
         )
         auth = FamilyAuth(directory, limiter, Tokens(sessionmaker, settings.token_secret))
         dialer = Dialer(directory, queue)
-        runner = ImportRunner(sessionmaker, settings)
+        runner = ImportRunner(sessionmaker, settings, sqlite)
         services = Services(
             settings=settings,
             engine=engine,

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,12 +13,14 @@ from sqlalchemy import select, text
 from dialbase.campaigns.models import Campaign
 from dialbase.campaigns.service import update_campaign
 from dialbase.config import Settings
-from dialbase.db import session_scope
-from dialbase.errors import DatabaseUnavailable
-from dialbase.imports import engine
+from dialbase.db import backend_name, session_scope
+from dialbase.errors import database_unavailable
+from dialbase.imports import chunks, engine
 from dialbase.imports.engine import Work, run_chunk, run_import
 from dialbase.leads.models import Lead
-from tests.conftest import needs_postgres
+from dialbase.sqlite_writer import SQLiteWriter
+from tests.conftest import Backend
+from tests.faults.lost import lost_connection
 from tests.imports.support import Acme, acme, numbers, queue, record, results, sessions
 
 __all__ = ["acme", "sessions"]  # fixtures
@@ -149,15 +152,26 @@ async def test_start_starts_the_campaign_after_the_last_row(sessions, acme: Acme
         )
 
 
+@pytest.fixture
+async def writer(settings: Settings) -> AsyncIterator[SQLiteWriter | None]:
+    """The SQLite writer a process holds (none on PostgreSQL)."""
+    if backend_name(settings.database_url) != "sqlite":
+        yield None
+        return
+    sqlite = SQLiteWriter(settings)
+    yield sqlite
+    await sqlite.close()
+
+
 def _rows(count: int) -> list[list[str]]:
     return [[f"+9198100{i:05d}"] for i in range(count)]
 
 
 async def test_a_crash_after_a_committed_chunk_resumes_without_adding_twice(
-    sessions, acme: Acme, settings: Settings
+    sessions, acme: Acme, settings: Settings, writer
 ):
     import_id = await queue(sessions, acme, ["PhoneNumber"], _rows(450) + _rows(10))
-    first = Work(import_id, engine.limits_of(settings), owner="gone", chunk_rows=200)
+    first = Work(import_id, engine.limits_of(settings), owner="gone", chunk_rows=200, sqlite=writer)
     state = await run_chunk(sessions, first)
     assert state is not None and (state.status, state.next_row) == ("running", 200)
     # The worker is gone; its lease lapses; another one finishes the import.
@@ -170,50 +184,34 @@ async def test_a_crash_after_a_committed_chunk_resumes_without_adding_twice(
     assert [r[0] for r in await results(sessions, import_id)] == list(range(460))
 
 
-async def test_a_chunk_that_fails_before_its_commit_leaves_nothing_and_is_redone(
-    sessions, acme: Acme, settings: Settings, monkeypatch: pytest.MonkeyPatch
+async def test_a_connection_lost_at_the_chunk_s_last_statement_rolls_it_back_and_it_is_redone(
+    sessions, acme: Acme, settings: Settings, backend: Backend, writer, monkeypatch
 ):
+    """The connection is lost at the chunk's last statement (the import's row: cursor and
+    counters): nothing of the chunk stays, and it is redone from the same cursor."""
     import_id = await queue(sessions, acme, ["PhoneNumber"], _rows(250))
-    real_count = engine._count
-    failures = []
+    store = chunks.SQLiteChunkStore if backend.name == "sqlite" else chunks.SessionChunkStore
+    real_update = store.update_import
+    lost: list[int] = []
 
-    def failing_count(record, outcomes):  # type: ignore[no-untyped-def]
-        real_count(record, outcomes)
-        if not failures:
-            failures.append(record.next_row)
-            raise DatabaseUnavailable()
+    def losing_update(self, values):  # type: ignore[no-untyped-def]
+        if lost:
+            return real_update(self, values)
+        lost.append(values["next_row"])
+        if backend.name == "postgres":  # the server really drops the connection
+            self._session.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
+        raise lost_connection(backend)
 
-    monkeypatch.setattr(engine, "_count", failing_count)
-    work = Work(import_id, engine.limits_of(settings))
-    with pytest.raises(DatabaseUnavailable):
+    monkeypatch.setattr(store, "update_import", losing_update)
+    work = Work(import_id, engine.limits_of(settings), sqlite=writer)
+    with pytest.raises(Exception) as raised:
         await run_chunk(sessions, work)
+    assert database_unavailable(raised.value)
+    assert lost == [250]
     assert await numbers(sessions, acme.campaigns["Sales"]) == []
     assert await results(sessions, import_id) == []
     assert (await record(sessions, import_id)).next_row == 0
     await run_import(sessions, settings, import_id)
-    assert len(await numbers(sessions, acme.campaigns["Sales"])) == 250
-    assert (await record(sessions, import_id)).added == 250
-
-
-@needs_postgres
-@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
-async def test_a_dropped_database_connection_rolls_the_chunk_back_and_it_is_redone(
-    sessions, acme: Acme, settings: Settings, backend, monkeypatch: pytest.MonkeyPatch
-):
-    """PostgreSQL: a connection to drop (SQLite's failed chunk is the test above)."""
-    import_id = await queue(sessions, acme, ["PhoneNumber"], _rows(250))
-    real_write = engine._write_leads
-    dropped = []
-
-    async def dropping_write(session, record, candidates):  # type: ignore[no-untyped-def]
-        await real_write(session, record, candidates)
-        if not dropped:
-            dropped.append(True)
-            await session.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
-
-    monkeypatch.setattr(engine, "_write_leads", dropping_write)
-    await run_import(sessions, settings, import_id)
-    assert dropped
     assert await numbers(sessions, acme.campaigns["Sales"]) == [r[0] for r in _rows(250)]
     done = await record(sessions, import_id)
     assert (done.status, done.added, done.next_row) == ("done", 250, 250)

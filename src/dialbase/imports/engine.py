@@ -38,12 +38,10 @@ import logging
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, delete, false, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from dialbase.accounts.models import Account, ConfigRevision
@@ -51,40 +49,31 @@ from dialbase.campaigns.models import Campaign
 from dialbase.compat import fields
 from dialbase.compat.directory import AccountInfo, CampaignInfo, account_info, campaign_info
 from dialbase.config import Settings
-from dialbase.db import session_scope, utcnow
-from dialbase.dnc.models import DncEntry
-from dialbase.dnc.service import in_force
+from dialbase.db import backend_name, session_scope
 from dialbase.errors import database_unavailable, outages
 from dialbase.imports import rows
-from dialbase.imports.models import Import, ImportResult, ImportRow, ImportStatus, RowResult
-from dialbase.leads.batch import NewLead
-from dialbase.leads.models import CampaignNumber, CampaignZones, Lead
+from dialbase.imports.chunks import (
+    Chunk,
+    ChunkState,
+    Row,
+    SessionChunkStore,
+    SQLiteChunkStore,
+    Stale,
+    write_chunk,
+)
+from dialbase.imports.models import Import, ImportRow, ImportStatus
+from dialbase.sqlite_writer import SQLiteWriter
 
 log = logging.getLogger("dialbase.imports")
 
 CHUNK_ROWS = 500
 MAX_REPLANS = 5  # a chunk planned again this many times at most, then the next step
-# Core tables: their executemany skips the ORM's per-row bookkeeping.
-_LEADS = cast(Table, Lead.__table__)
-_RESULTS = cast(Table, ImportResult.__table__)
-_GUARDS = cast(Table, CampaignNumber.__table__)
 LEASE_SECONDS = 30.0
 REDO_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)  # run_import's waits before redoing a failed chunk
 
 FILE_GONE = "The import's file can no longer be read."
 
 Progress = Callable[[int, int], None]
-Row = tuple[int, int | None, list[Any]]  # index, line in the file, cells
-
-
-@dataclass(slots=True)
-class RowOutcome:
-    idx: int
-    line: int | None
-    phone_number: str | None
-    result: RowResult
-    message: str | None
-    data: list[Any] | None = None
 
 
 @dataclass(slots=True)
@@ -144,6 +133,7 @@ class Work:
     owner: str = field(default_factory=lambda: uuid.uuid4().hex)
     chunk_rows: int = CHUNK_ROWS
     file: FileCursor | None = None
+    sqlite: SQLiteWriter | None = None  # the process's SQLite writer (SQLite only)
 
 
 def limits_of(settings: Settings) -> fields.Limits:
@@ -161,7 +151,18 @@ async def run_import(
     """Add one import's rows to the end in this process (the CLI's way). A chunk that
     fails because the database is unavailable is redone a few times, then the error is
     raised: what committed stays, and the import resumes from there later."""
-    work = Work(import_id, limits_of(settings), settings.import_lease_seconds)
+    sqlite = SQLiteWriter(settings) if backend_name(settings.database_url) == "sqlite" else None
+    work = Work(import_id, limits_of(settings), settings.import_lease_seconds, sqlite=sqlite)
+    try:
+        await _run_to_the_end(sessionmaker, work, progress)
+    finally:
+        if sqlite is not None:
+            await sqlite.close()
+
+
+async def _run_to_the_end(
+    sessionmaker: async_sessionmaker[AsyncSession], work: Work, progress: Progress | None
+) -> None:
     failures = 0
     while True:
         try:
@@ -180,13 +181,6 @@ async def run_import(
             progress(state.next_row, state.total)
         if state.status == ImportStatus.DONE:
             return
-
-
-@dataclass(frozen=True, slots=True)
-class ChunkState:
-    status: str
-    next_row: int
-    total: int
 
 
 async def run_chunk(
@@ -219,11 +213,9 @@ class Plan:
     campaign: CampaignInfo
     rows: list[Row]
     staged: bool  # rows staged in the database (a bulk request), not read from a file
-
-
-@dataclass(frozen=True, slots=True)
-class Stale:
-    """The configuration moved since the chunk was planned: nothing was written."""
+    check_duplicate: bool
+    file_path: str | None
+    sqlite: bool  # the database is SQLite (written through ``Work.sqlite``)
 
 
 async def _plan(
@@ -253,6 +245,9 @@ async def _plan(
             campaign=campaign,
             rows=batch,
             staged=prepared is None,
+            check_duplicate=record.check_duplicate,
+            file_path=record.file_path,
+            sqlite=session.get_bind().dialect.name == "sqlite",
         )
 
 
@@ -269,40 +264,40 @@ async def _write(
     plan: Plan,
     verdicts: list[rows.Verdict],
 ) -> ChunkState | Stale | None:
-    """The chunk's transaction (see the module's docstring)."""
-    async with session_scope(sessionmaker) as session:
-        record = await session.scalar(
-            select(Import).where(Import.id == work.import_id).with_for_update()
+    """The chunk's transaction (``chunks.write_chunk``); the staged file is deleted once
+    the last chunk committed."""
+    chunk = Chunk(
+        import_id=work.import_id,
+        account_id=plan.account.id,
+        campaign_id=plan.campaign.id,
+        check_duplicate=plan.check_duplicate,
+        start=plan.start,
+        revision=plan.revision,
+        columns=plan.columns,
+        rows=plan.rows,
+        verdicts=verdicts,
+        last=len(plan.rows) < work.chunk_rows
+        or (plan.staged and plan.start + len(plan.rows) >= plan.total),
+        file_error=work.file.error if work.file is not None else None,
+        owner=work.owner,
+        lease=work.lease,
+    )
+    written: ChunkState | Stale | None
+    if plan.sqlite:
+        if work.sqlite is None:
+            raise RuntimeError("a SQLite import is written through the process's SQLiteWriter")
+        written = await work.sqlite.transaction(
+            lambda conn: write_chunk(SQLiteChunkStore(conn, chunk), chunk)
         )
-        if record is None:
-            return None
-        if record.status == ImportStatus.DONE or record.next_row != plan.start:
-            return ChunkState(record.status, record.next_row, record.total)
-        revision = await session.scalar(select(ConfigRevision.value).where(ConfigRevision.id == 1))
-        if int(revision or 0) != plan.revision:
-            return Stale()
-        now = utcnow()
-        if record.started_at is None:
-            record.started_at = now
-        record.status = ImportStatus.RUNNING
-        record.claimed_by = work.owner
-        record.claimed_until = now + timedelta(seconds=work.lease)
-        # Written first: on SQLite this takes the write lock for the whole chunk, which
-        # the number guards rely on (``_guard``).
-        await session.flush()
-        outcomes = await _add_rows(session, record, plan, verdicts)
-        _count(record, outcomes)
-        record.next_row += len(plan.rows)
-        last = len(plan.rows) < work.chunk_rows or (plan.staged and record.next_row >= record.total)
-        if last and work.file is not None and work.file.error is not None:
-            _file_error(session, record, work.file.error)
-        if last:
-            await _finish(session, record, now)
-        state = ChunkState(record.status, record.next_row, record.total)
-        done_file = record.file_path if last else None
-    if done_file is not None:  # committed: the staged file is no longer needed
-        Path(done_file).unlink(missing_ok=True)
-    return state
+    else:
+        async with session_scope(sessionmaker) as session:
+            written = await session.run_sync(
+                lambda sync: write_chunk(SessionChunkStore(sync, chunk), chunk)
+            )
+    done = isinstance(written, ChunkState) and written.status == ImportStatus.DONE
+    if done and plan.file_path is not None:  # committed: the staged file is no longer needed
+        Path(plan.file_path).unlink(missing_ok=True)
+    return written
 
 
 async def _prepare_file(
@@ -347,185 +342,3 @@ async def _context(
     campaign = await session.get(Campaign, record.campaign_id)
     assert account is not None and campaign is not None  # the import cascades with both
     return account_info(account, revision), campaign_info(campaign, revision)
-
-
-async def _add_rows(
-    session: AsyncSession, record: Import, plan: Plan, verdicts: list[rows.Verdict]
-) -> list[RowOutcome]:
-    if not plan.rows:
-        return []
-    numbers = {n for v in verdicts if (n := rows.phone_e164(v)) is not None}
-    listed = await _listed(session, plan.account.id, numbers)
-    outcomes: list[RowOutcome] = []
-    candidates: list[tuple[RowOutcome, NewLead]] = []
-    for (idx, line, cells), verdict in zip(plan.rows, verdicts, strict=True):
-        text = rows.phone_text(plan.columns, cells)
-        outcome = RowOutcome(idx, line, text, RowResult.ADDED, None)
-        outcomes.append(outcome)
-        message: str | None = None
-        if isinstance(verdict, rows.Refused):
-            message = verdict.message
-        elif rows.phone_e164(verdict) in listed:
-            message = rows.DND
-        elif isinstance(verdict, rows.Unless):
-            message = verdict.message
-        if message is not None:
-            outcome.result, outcome.message, outcome.data = RowResult.REJECTED, message, cells
-        elif isinstance(verdict, rows.Listed):
-            candidates.append((outcome, verdict.lead))
-    await _write_leads(session, record, candidates)
-    await session.execute(
-        _RESULTS.insert(),
-        [
-            {
-                "import_id": record.id,
-                "idx": o.idx,
-                "line": o.line,
-                "phone_number": o.phone_number,
-                "result": o.result.value,
-                "message": o.message,
-                "data": o.data,
-            }
-            for o in outcomes
-        ],
-    )
-    return outcomes
-
-
-async def _listed(session: AsyncSession, account_id: int, numbers: set[str]) -> set[str]:
-    if not numbers:
-        return set()
-    found = await session.scalars(
-        select(DncEntry.number).where(
-            DncEntry.account_id == account_id,
-            DncEntry.number.in_(sorted(numbers)),
-            in_force(utcnow()),
-        )
-    )
-    return set(found)
-
-
-async def _guard(session: AsyncSession, campaign_id: int, numbers: set[str]) -> set[str]:
-    """Insert the missing number guards (key order); the numbers that were new."""
-    if not numbers:
-        return set()
-    if session.get_bind().dialect.name == "sqlite":
-        # The chunk's first write (the import row's claim, flushed in ``run_chunk``) took
-        # SQLite's write lock: no other writer can add a guard until the commit, so the
-        # numbers not found now are exactly the ones this insert adds.
-        found = await session.scalars(
-            select(CampaignNumber.phone_number).where(
-                CampaignNumber.campaign_id == campaign_id,
-                CampaignNumber.phone_number.in_(sorted(numbers)),
-            )
-        )
-        new = numbers - set(found)
-        if new:
-            await session.execute(
-                _GUARDS.insert(), [{"campaign_id": campaign_id, "phone_number": n} for n in new]
-            )
-        return new
-    values = [{"campaign_id": campaign_id, "phone_number": n} for n in sorted(numbers)]
-    if session.get_bind().dialect.name == "postgresql":
-        # An existing guard is locked, not updated (see leads.stores.postgres).
-        pg = postgresql.insert(CampaignNumber).values(values)
-        statement: Any = pg.on_conflict_do_update(
-            index_elements=["campaign_id", "phone_number"],
-            set_={"phone_number": pg.excluded.phone_number},
-            where=false(),
-        )
-    else:
-        statement = sqlite.insert(CampaignNumber).values(values).on_conflict_do_nothing()
-    result = await session.scalars(statement.returning(CampaignNumber.phone_number))
-    return set(result)
-
-
-async def _write_leads(
-    session: AsyncSession, record: Import, candidates: list[tuple[RowOutcome, NewLead]]
-) -> None:
-    """The duplicate rule, then the added leads in row order."""
-    if not candidates:
-        return
-    new = await _guard(session, record.campaign_id, {lead.phone_e164 for _, lead in candidates})
-    added: list[NewLead] = []
-    for outcome, lead in candidates:
-        if record.check_duplicate:
-            if lead.phone_e164 not in new:
-                outcome.result, outcome.message = RowResult.DUPLICATE, rows.DUPLICATE
-                continue
-            new.discard(lead.phone_e164)  # the first added row of a number wins
-        added.append(lead)
-    if not added:
-        return
-    now = utcnow()
-    await session.execute(
-        _LEADS.insert(),
-        [
-            {
-                "campaign_id": lead.campaign_id,
-                "phone_number": lead.phone_number,
-                "phone_e164": lead.phone_e164,
-                "time_zones": lead.time_zones,
-                "name": lead.name,
-                "priority": lead.priority,
-                "expires_at": lead.expires_at,
-                "agent_id": lead.agent_id,
-                "skill": lead.skill,
-                "extra": lead.extra,
-                "status": "pending",
-                "attempts": 0,
-                "due_at": now,
-                "created_at": now,
-            }
-            for lead in added
-        ],
-    )
-    zones = [
-        {"campaign_id": record.campaign_id, "time_zones": z}
-        for z in sorted({lead.time_zones for lead in added})
-    ]
-    if session.get_bind().dialect.name == "postgresql":
-        zone_insert: Any = postgresql.insert(CampaignZones).values(zones)
-    else:
-        zone_insert = sqlite.insert(CampaignZones).values(zones)
-    await session.execute(zone_insert.on_conflict_do_nothing())
-
-
-def _file_error(session: AsyncSession, record: Import, message: str) -> None:
-    """The rest of the file is unreadable: reported as one rejected row after the last."""
-    session.add(
-        ImportResult(
-            import_id=record.id,
-            idx=record.next_row,
-            result=RowResult.REJECTED.value,
-            message=f"The rest of the file was not imported: {message}",
-        )
-    )
-    record.rejected += 1
-    record.next_row += 1
-
-
-def _count(record: Import, outcomes: list[RowOutcome]) -> None:
-    for outcome in outcomes:
-        if outcome.result is RowResult.ADDED:
-            record.added += 1
-        elif outcome.result is RowResult.DUPLICATE:
-            record.duplicates += 1
-        else:
-            record.rejected += 1
-
-
-async def _finish(session: AsyncSession, record: Import, now: datetime) -> None:
-    record.status = ImportStatus.DONE
-    record.total = record.next_row
-    record.finished_at = now
-    record.claimed_until = None
-    if record.callback_url:
-        record.callback_next_at = now
-    if record.start:
-        await session.execute(
-            update(Campaign)
-            .where(Campaign.id == record.campaign_id, Campaign.running.is_(False))
-            .values(running=True)
-        )
-    await session.execute(delete(ImportRow).where(ImportRow.import_id == record.id))

@@ -26,11 +26,12 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from dialbase.config import Settings
-from dialbase.db import session_scope, utcnow
+from dialbase.db import backend_name, session_scope, utcnow
 from dialbase.errors import database_unavailable, outages
 from dialbase.imports.callbacks import CallbackSender
 from dialbase.imports.engine import Work, limits_of, run_chunk
 from dialbase.imports.models import Import, ImportStatus
+from dialbase.sqlite_writer import SQLiteWriter
 
 log = logging.getLogger("dialbase.imports")
 
@@ -44,11 +45,16 @@ class ImportRunner:
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
         settings: Settings,
+        sqlite: SQLiteWriter | None = None,
         *,
         poll: float = POLL_SECONDS,
         client: httpx.AsyncClient | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
+        # SQLite chunks go through the process's writer, queued with its other work; a
+        # runner given none (a test's) keeps its own.
+        self._own_sqlite = sqlite is None and backend_name(settings.database_url) == "sqlite"
+        self._sqlite = SQLiteWriter(settings) if self._own_sqlite else sqlite
         self._settings = settings
         self._poll = poll
         self._lease = settings.import_lease_seconds
@@ -82,6 +88,8 @@ class ImportRunner:
                     log.warning("the import runner's %s did not stop", task.get_name())
         self._tasks = []
         await self.callbacks.close()
+        if self._own_sqlite and self._sqlite is not None:
+            await self._sqlite.close()
 
     async def _pause(self, seconds: float) -> None:
         """Wait ``seconds``, or less when the runner is closing."""
@@ -112,7 +120,9 @@ class ImportRunner:
             import_id = await self._claim()
             if import_id is None:
                 return False
-            self._work = Work(import_id, self._limits, self._lease, owner=self._owner)
+            self._work = Work(
+                import_id, self._limits, self._lease, owner=self._owner, sqlite=self._sqlite
+            )
         state = await run_chunk(self._sessionmaker, self._work)
         if state is None or state.status == ImportStatus.DONE:
             self._work = None
