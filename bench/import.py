@@ -16,6 +16,9 @@ Each way gets a fresh database (migrated, one account, campaign "Bench"):
         the first byte sent to done (and to the 202 alone); peak RSS of the server.
         With --lease, a client leases (and reports) one lead at a time during the import
         and the lease latencies' p50/p99 are recorded.
+- checks: the file read and every row checked (``imports.rows.judge``, the code an import
+        runs per row: phone number parsing and zones, priority, expiry, routing), in this
+        process, writing nothing: the ceiling of an import on one core.
 - bare: the good rows already parsed in memory, inserted into the same `leads` table (its
         indexes in place) in one transaction: sqlite3 `executemany` / asyncpg `COPY`. A
         floor: no checks, no duplicate guard, no results, no zones.
@@ -61,14 +64,14 @@ from memory import RssSampler
 
 USER = "bench000"
 CAMPAIGN = "Bench"
-WAYS = ("cli", "http", "bare")
+WAYS = ("cli", "http", "checks", "bare")
 
 
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000, help="data rows in the file")
     ap.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="sqlite")
-    ap.add_argument("--skip", default="", help="comma-separated: cli, http, bare")
+    ap.add_argument("--skip", default="", help="comma-separated: cli, http, checks, bare")
     ap.add_argument("--lease", action="store_true", help="lease latency during the HTTP import")
     ap.add_argument("--timeout", type=float, default=3600, help="seconds per import, at most")
     ap.add_argument("--suffix", default="", help="appended to the results file's name")
@@ -259,6 +262,43 @@ async def bare_postgres(url: str, rows: list) -> float:
         await conn.close()
 
 
+def import_checks(url: str, path: Path, args) -> dict:
+    """Read and check every row of the file as an import does, writing nothing."""
+    from sqlalchemy import select
+
+    from dialbase.accounts.models import Account
+    from dialbase.campaigns.models import Campaign
+    from dialbase.compat.directory import account_info, campaign_info
+    from dialbase.config import Settings
+    from dialbase.db import create_engine, make_sessionmaker
+    from dialbase.imports import rows
+    from dialbase.imports.engine import limits_of
+    from dialbase.imports.files import open_rows
+
+    settings = Settings(database_url=url)
+
+    async def context():  # type: ignore[no-untyped-def]
+        engine = create_engine(settings)
+        try:
+            async with make_sessionmaker(engine)() as session:
+                account = await session.scalar(select(Account).where(Account.username == USER))
+                campaign = await session.scalar(select(Campaign).where(Campaign.name == CAMPAIGN))
+                return account_info(account, 0), campaign_info(campaign, 0)
+        finally:
+            await engine.dispose()
+
+    account, campaign = asyncio.run(context())
+    limits = limits_of(settings)
+    started = time.monotonic()
+    columns, data = open_rows(path, "csv")
+    passed = sum(
+        not isinstance(rows.judge(columns, list(cells), account, campaign, limits), rows.Refused)
+        for _, cells in data
+    )
+    seconds = time.monotonic() - started
+    return {"seconds": seconds, "rows_per_s": args.rows / seconds, "passed": passed}
+
+
 def import_bare(url: str, path: Path, backend: str) -> dict:
     rows = good_rows(path)
     if backend == "sqlite":
@@ -278,6 +318,8 @@ def run_backend(backend: str, path: Path, args) -> dict:
                 results[way] = import_cli(url, path, args)
             elif way == "http":
                 results[way] = import_http(url, path, args)
+            elif way == "checks":
+                results[way] = import_checks(url, path, args)
             else:
                 results[way] = import_bare(url, path, backend)
             print(f"  {way}: {json.dumps(results[way], default=round)}", flush=True)
@@ -292,13 +334,17 @@ def report(args, bad: int, size: int, all_results: dict) -> str:
         f"File: {args.rows:,} rows ({bad:,} bad), {size / 1e6:.1f} MB; load average at start"
         f" {args.load_average_at_start[0]:.1f}; {os.cpu_count()} CPUs.",
         "",
-        "| backend | way | seconds | rows/s | vs bare | peak RSS MB | notes |",
-        "|---|---|---:|---:|---:|---:|---|",
+        "| backend | way | seconds | rows/s | vs bare | vs checks | peak RSS MB | notes |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
     ]
     for backend, results in all_results.items():
         floor = results.get("bare", {}).get("rows_per_s")
+        checking = results.get("checks", {}).get("rows_per_s")
         for way, r in results.items():
             ratio = f"{r['rows_per_s'] / floor:.2f}" if floor and way != "bare" else ""
+            of_checks = (
+                f"{r['rows_per_s'] / checking:.2f}" if checking and way in ("cli", "http") else ""
+            )
             rss = f"{r['peak_rss_mb']:.0f}" if "peak_rss_mb" in r else ""
             notes = []
             if "queued_after_s" in r:
@@ -310,7 +356,7 @@ def report(args, bad: int, size: int, all_results: dict) -> str:
                 )
             lines.append(
                 f"| {backend} | {way} | {r['seconds']:.1f} | {r['rows_per_s']:,.0f} | {ratio}"
-                f" | {rss} | {'; '.join(notes)} |"
+                f" | {of_checks} | {rss} | {'; '.join(notes)} |"
             )
     return "\n".join(lines) + "\n"
 
