@@ -9,10 +9,10 @@ needs. It runs synchronously inside a transaction its caller owns:
   a number guard not found is one this chunk may insert, and the chunk queues behind
   (never beside) the worker's lead batches, leases and outcomes. Plain ``sqlite3``
   statements: this is the import's hot loop (a million rows is 2,000 chunks).
-- PostgreSQL: ``SessionChunkStore`` with SQLAlchemy Core on the chunk's session
-  (``AsyncSession.run_sync``). The import's row is locked ``FOR UPDATE``; guards are
-  inserted in key order and an existing guard is locked, not updated (see
-  ``leads.stores.postgres``).
+- PostgreSQL: ``SessionChunkStore`` on the chunk's session (``AsyncSession.run_sync``),
+  one statement per table with the rows sent as arrays. The import's row is locked
+  ``FOR UPDATE``; guards are inserted in key order and an existing guard is locked, not
+  updated (see ``leads.stores.postgres``).
 """
 
 from __future__ import annotations
@@ -22,11 +22,10 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import Table, delete, false, select, update
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session
 
 from dialbase.accounts.models import ConfigRevision
@@ -35,15 +34,11 @@ from dialbase.db import sqlite_instant, utcnow
 from dialbase.dnc.models import DncEntry
 from dialbase.dnc.service import in_force
 from dialbase.imports import rows
-from dialbase.imports.models import Import, ImportResult, ImportRow, ImportStatus, RowResult
+from dialbase.imports.models import Import, ImportRow, ImportStatus, RowResult
 from dialbase.imports.rows import Verdict
 from dialbase.leads.batch import NewLead
-from dialbase.leads.models import CampaignNumber, CampaignZones, Lead
 
 Row = tuple[int, int | None, list[Any]]  # index, line in the file, cells
-
-_LEADS = cast(Table, Lead.__table__)
-_RESULTS = cast(Table, ImportResult.__table__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,8 +321,45 @@ class SQLiteChunkStore:
         self._conn.execute("DELETE FROM import_rows WHERE import_id = ?", (self._chunk.import_id,))
 
 
+# PostgreSQL: one statement per table whatever the chunk's size, its rows sent as arrays
+# (compiled once; a multi-row VALUES would be compiled anew for every chunk).
+_PG_GUARD = text("""
+INSERT INTO campaign_numbers (campaign_id, phone_number)
+SELECT :campaign_id, n FROM unnest(CAST(:numbers AS text[])) AS t(n) ORDER BY n
+ON CONFLICT (campaign_id, phone_number) DO UPDATE SET phone_number = EXCLUDED.phone_number
+WHERE false
+RETURNING phone_number
+""")
+_PG_LEADS = text("""
+INSERT INTO leads (
+    campaign_id, phone_number, phone_e164, time_zones, name, priority, expires_at,
+    agent_id, skill, extra, status, attempts, due_at, created_at
+)
+SELECT :campaign_id, p, q, z, n, pr, e, a, s, x::json, 'pending', 0, :now, :now
+FROM unnest(
+    CAST(:p AS text[]), CAST(:q AS text[]), CAST(:z AS text[]), CAST(:n AS text[]),
+    CAST(:pr AS integer[]), CAST(:e AS timestamptz[]), CAST(:a AS text[]),
+    CAST(:s AS text[]), CAST(:x AS text[])
+) WITH ORDINALITY AS t(p, q, z, n, pr, e, a, s, x, ord)
+ORDER BY ord
+""")
+_PG_ZONES = text("""
+INSERT INTO campaign_zones (campaign_id, time_zones)
+SELECT :campaign_id, z FROM unnest(CAST(:zones AS text[])) AS t(z) ORDER BY z
+ON CONFLICT DO NOTHING
+""")
+_PG_RESULTS = text("""
+INSERT INTO import_results (import_id, idx, line, phone_number, result, message, data)
+SELECT :import_id, i, l, p, r, m, d::json
+FROM unnest(
+    CAST(:i AS integer[]), CAST(:l AS integer[]), CAST(:p AS text[]), CAST(:r AS text[]),
+    CAST(:m AS text[]), CAST(:d AS text[])
+) AS t(i, l, p, r, m, d)
+""")
+
+
 class SessionChunkStore:
-    """The chunk's statements with SQLAlchemy Core (PostgreSQL)."""
+    """The chunk's statements on the chunk's session (PostgreSQL)."""
 
     def __init__(self, session: Session, chunk: Chunk) -> None:
         self._session = session
@@ -366,60 +398,45 @@ class SessionChunkStore:
         return set(found)
 
     def guard(self, numbers: Sequence[str]) -> set[str]:
-        campaign_id = self._chunk.campaign_id
-        insert = postgresql.insert(CampaignNumber).values(
-            [{"campaign_id": campaign_id, "phone_number": n} for n in numbers]  # key order
+        # Key order; an existing guard is locked, not updated (see leads.stores.postgres).
+        found = self._session.scalars(
+            _PG_GUARD, {"campaign_id": self._chunk.campaign_id, "numbers": list(numbers)}
         )
-        statement = insert.on_conflict_do_update(  # an existing guard is locked, not updated
-            index_elements=["campaign_id", "phone_number"],
-            set_={"phone_number": insert.excluded.phone_number},
-            where=false(),
-        ).returning(CampaignNumber.phone_number)
-        return set(self._session.scalars(statement))
+        return set(found)
 
     def insert_leads(self, leads: Sequence[NewLead], now: datetime) -> None:
         self._session.execute(
-            _LEADS.insert(),
-            [
-                {
-                    "campaign_id": lead.campaign_id,
-                    "phone_number": lead.phone_number,
-                    "phone_e164": lead.phone_e164,
-                    "time_zones": lead.time_zones,
-                    "name": lead.name,
-                    "priority": lead.priority,
-                    "expires_at": lead.expires_at,
-                    "agent_id": lead.agent_id,
-                    "skill": lead.skill,
-                    "extra": lead.extra,
-                    "status": "pending",
-                    "attempts": 0,
-                    "due_at": now,
-                    "created_at": now,
-                }
-                for lead in leads
-            ],
+            _PG_LEADS,
+            {
+                "campaign_id": self._chunk.campaign_id,
+                "now": now,
+                "p": [lead.phone_number for lead in leads],
+                "q": [lead.phone_e164 for lead in leads],
+                "z": [lead.time_zones for lead in leads],
+                "n": [lead.name for lead in leads],
+                "pr": [lead.priority for lead in leads],
+                "e": [lead.expires_at for lead in leads],
+                "a": [lead.agent_id for lead in leads],
+                "s": [lead.skill for lead in leads],
+                "x": [orjson.dumps(lead.extra).decode() for lead in leads],
+            },
         )
-        zones = postgresql.insert(CampaignZones).values(
-            [{"campaign_id": self._chunk.campaign_id, "time_zones": k} for k in _zone_keys(leads)]
+        self._session.execute(
+            _PG_ZONES, {"campaign_id": self._chunk.campaign_id, "zones": _zone_keys(leads)}
         )
-        self._session.execute(zones.on_conflict_do_nothing())
 
     def insert_results(self, outcomes: Sequence[RowOutcome]) -> None:
         self._session.execute(
-            _RESULTS.insert(),
-            [
-                {
-                    "import_id": self._chunk.import_id,
-                    "idx": o.idx,
-                    "line": o.line,
-                    "phone_number": o.phone_number,
-                    "result": o.result.value,
-                    "message": o.message,
-                    "data": o.data,
-                }
-                for o in outcomes
-            ],
+            _PG_RESULTS,
+            {
+                "import_id": self._chunk.import_id,
+                "i": [o.idx for o in outcomes],
+                "l": [o.line for o in outcomes],
+                "p": [o.phone_number for o in outcomes],
+                "r": [o.result.value for o in outcomes],
+                "m": [o.message for o in outcomes],
+                "d": [None if o.data is None else orjson.dumps(o.data).decode() for o in outcomes],
+            },
         )
 
     def update_import(self, values: dict[str, Any]) -> None:
