@@ -4,13 +4,16 @@ worker's), leaves a live lease alone, and finishes what it claims."""
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import update
 
 from dialbase.db import session_scope
 from dialbase.imports.models import Import
-from dialbase.imports.runner import ImportRunner
+from dialbase.imports.runner import ImportRunner, sweep_uploads
 from tests.imports.support import Acme, acme, numbers, queue, record, sessions
 
 __all__ = ["acme", "sessions"]  # fixtures
@@ -58,3 +61,30 @@ async def test_a_started_runner_adds_queued_imports(sessions, acme: Acme, settin
         ]
     finally:
         await runner.close()
+
+
+async def test_files_a_killed_process_left_in_the_upload_folder_are_swept(
+    sessions, acme: Acme, settings, tmp_path: Path
+):
+    """Old files of no import still to run are deleted; a queued import's file, a done
+    import's leftover and a file being written (recent) are told apart."""
+    folder = tmp_path / "uploads"
+    folder.mkdir()
+    cut_short = folder / "a.part"  # an upload cut short by a kill, an hour ago
+    queued_file = folder / "b.csv"  # the file of an import still to run
+    recent = folder / "c.part"  # an upload being received now
+    for path in (cut_short, queued_file, recent):
+        path.write_text("PhoneNumber\n+919810000001\n")
+    an_hour_ago = time.time() - 3700
+    for path in (cut_short, queued_file):
+        os.utime(path, (an_hour_ago, an_hour_ago))
+    import_id = await queue(sessions, acme, ["PhoneNumber"], [])
+    async with session_scope(sessions) as session:
+        await session.execute(
+            update(Import)
+            .where(Import.id == import_id)
+            .values(file_path=str(queued_file), file_format="csv")
+        )
+    assert await sweep_uploads(sessions, folder, 3600) == 1
+    assert sorted(p.name for p in folder.iterdir()) == ["b.csv", "c.part"]
+    assert await sweep_uploads(sessions, tmp_path / "missing", 3600) == 0

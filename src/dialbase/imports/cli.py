@@ -52,11 +52,9 @@ from dialbase.cli_common import (
 from dialbase.config import Settings
 from dialbase.db import create_engine, make_sessionmaker, session_scope
 from dialbase.errors import Invalid
-from dialbase.imports.files import FileError, check_file, format_of
+from dialbase.imports.files import UPLOADS, FileError, check_file, format_of
 from dialbase.imports.models import Import
 from dialbase.imports.service import ImportRequest, failed_csv, queue_file, run_import
-
-UPLOADS = "uploads"
 
 ImportFile = Annotated[
     Path,

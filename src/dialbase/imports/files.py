@@ -38,6 +38,8 @@ READ_CHUNK = 64 * 1024
 
 Row = tuple[int, list[Any]]
 
+UPLOADS = "uploads"  # the folder of import_dir where files wait for their import
+
 
 class FileError(Exception):
     """The file cannot be read as an import file; ``message`` says why, for the user."""

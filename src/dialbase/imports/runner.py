@@ -18,8 +18,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 from sqlalchemy import or_, select, update
@@ -30,6 +32,7 @@ from dialbase.db import backend_name, session_scope, utcnow
 from dialbase.errors import database_unavailable, outages
 from dialbase.imports.callbacks import CallbackSender
 from dialbase.imports.engine import Work, limits_of, run_chunk
+from dialbase.imports.files import UPLOADS
 from dialbase.imports.models import Import, ImportStatus
 from dialbase.sqlite_writer import SQLiteWriter
 
@@ -37,6 +40,7 @@ log = logging.getLogger("dialbase.imports")
 
 POLL_SECONDS = 0.5
 MAX_BACKOFF = 10.0
+ORPHAN_SECONDS = 3600.0  # an upload file untouched this long, of no import, is swept
 CLOSE_SECONDS = 15.0  # the longest a closing runner waits for its step in flight
 
 
@@ -68,6 +72,7 @@ class ImportRunner:
     def start(self) -> None:
         self._stopping = asyncio.Event()
         self._tasks = [
+            asyncio.create_task(self._sweep(), name="dialbase-upload-sweep"),
             asyncio.create_task(self._loop(self.import_step), name="dialbase-imports"),
             asyncio.create_task(self._loop(self.callbacks.send_due), name="dialbase-callbacks"),
         ]
@@ -90,6 +95,18 @@ class ImportRunner:
         await self.callbacks.close()
         if self._own_sqlite and self._sqlite is not None:
             await self._sqlite.close()
+
+    async def _sweep(self) -> None:
+        """Once a start: delete the upload folder's files a killed process left behind."""
+        folder = Path(self._settings.import_dir).resolve() / UPLOADS
+        try:
+            swept = await sweep_uploads(self._sessionmaker, folder, ORPHAN_SECONDS)
+        except Exception as exc:  # the next start tries again
+            if not database_unavailable(exc):
+                log.error("sweeping the upload folder failed", exc_info=exc)
+            return
+        if swept:
+            log.info("deleted %d files a stopped process left in %s", swept, folder)
 
     async def _pause(self, seconds: float) -> None:
         """Wait ``seconds``, or less when the runner is closing."""
@@ -159,3 +176,31 @@ class ImportRunner:
             if claimed.rowcount:  # type: ignore[attr-defined]
                 return import_id
         return None
+
+
+async def sweep_uploads(
+    sessionmaker: async_sessionmaker[AsyncSession], folder: Path, older_than: float
+) -> int:
+    """Delete the files of ``folder`` untouched for ``older_than`` seconds that no import
+    still to run reads: an upload or a CLI copy cut short by a killed process (an upload
+    being received is written to continually, and a queued import keeps its file)."""
+    if not folder.is_dir():
+        return 0
+    cutoff = time.time() - older_than
+    stale = [path for path in folder.iterdir() if path.is_file() and path.stat().st_mtime < cutoff]
+    if not stale:
+        return 0
+    async with sessionmaker() as session:
+        in_use = set(
+            await session.scalars(
+                select(Import.file_path).where(
+                    Import.status != ImportStatus.DONE, Import.file_path.is_not(None)
+                )
+            )
+        )
+    swept = 0
+    for path in stale:
+        if str(path) not in in_use:
+            path.unlink(missing_ok=True)
+            swept += 1
+    return swept

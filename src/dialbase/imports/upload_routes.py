@@ -36,14 +36,13 @@ from dialbase.db import session_scope
 from dialbase.dialer.routes import PREFIX, Credentials, caller
 from dialbase.dialer.schemas import problem_responses
 from dialbase.errors import DialbaseError, Invalid, NotFound, ServiceUnavailable
-from dialbase.imports.files import FileError, check_file, format_of
+from dialbase.imports.files import UPLOADS, FileError, check_file, format_of
 from dialbase.imports.service import ImportRequest, queue_file
 from dialbase.services import services_of
 
 DEFAULT_MAX_FILE_BYTES = 256 * 1024 * 1024  # a million leads with a few extra columns
 MAX_FIELD_BYTES = 1024  # checkDuplicate, action
 MAX_PARTS = 16
-UPLOADS = "uploads"
 MULTIPART_HELP = "send multipart/form-data with the file in a part named 'file'"
 _NOT_CSV = (
     "the file is neither CSV nor XLSX: name it .csv or .xlsx, or send it as text/csv or"
