@@ -125,7 +125,13 @@ def serve(
     demo: Annotated[
         bool, typer.Option("--demo", help="Create demo data (once) and print its credentials.")
     ] = False,
-    access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            envvar="DIALBASE_ACCESS_LOG",
+            help="Log every request (id, account, endpoint, status, time; never keys or numbers).",
+        ),
+    ] = False,
     forwarded_allow_ips: Annotated[
         str | None,
         typer.Option(
@@ -143,17 +149,17 @@ def serve(
     if not demo:
         with_session(settings, _noop, access="upgrade")
     os.environ["DIALBASE_DATABASE_URL"] = settings.database_url
+    os.environ["DIALBASE_ACCESS_LOG"] = "true" if access_log else "false"
     if settings.redis_url:
         os.environ["DIALBASE_REDIS_URL"] = settings.redis_url
     if demo_info is not None:
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         print_demo(demo_info, f"http://{shown}:{port}")
     server.run(
-        settings,
+        settings.model_copy(update={"access_log": access_log}),
         host=host,
         port=port,
         workers=workers,
-        access_log=access_log,
         forwarded_allow_ips=forwarded_allow_ips,
     )
 

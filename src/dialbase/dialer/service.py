@@ -39,6 +39,7 @@ from dialbase.dialer.leasing import (
 from dialbase.dialer.models import RETRYABLE, Outcome
 from dialbase.dialer.queue import lock_for_writing
 from dialbase.errors import Conflict, Invalid, NotFound, ServiceUnavailable, Unauthorized
+from dialbase.observability import metrics
 
 MAX_COUNT = 100
 MIN_LEASE_SECONDS = 1
@@ -164,6 +165,7 @@ class Dialer:
                     f"campaign {campaign.name!r} is stopped: start it to lease its leads"
                 )
             if not isinstance(answer, Stale):
+                metrics.LEASES.inc(len(answer))
                 return answer
             account = await self._recheck(account, answer)
         raise ServiceUnavailable(SETTINGS_MOVING)
@@ -205,6 +207,7 @@ class Dialer:
             if isinstance(answer, Refused):
                 raise (NotFound if answer.status == 404 else Conflict)(answer.message)
             if not isinstance(answer, Stale):
+                metrics.OUTCOMES.labels(checked.value).inc()
                 return answer
             account = await self._recheck(account, answer)
         raise ServiceUnavailable(SETTINGS_MOVING)
