@@ -116,7 +116,9 @@ REDIS_SCHEMES = ("redis", "rediss", "unix")
 def serve(
     database_url: DatabaseURL = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    port: Annotated[
+        int, typer.Option(min=1, max=65535, envvar="DIALBASE_PORT", help="Port to listen on.")
+    ] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
     redis_url: Annotated[
         str | None,

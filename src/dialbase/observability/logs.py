@@ -10,9 +10,10 @@ template, never the path or query string as sent: the older endpoint takes keys 
 status and duration; uvicorn's access log, which prints raw paths, is never turned on.
 
 Every message and traceback goes through ``scrub`` before it is written: API keys and
-tokens after ``apiKey``/``api_key``/``Authorization``/``Bearer``, anything shaped like a
-JWT, and phone numbers (a run of 7 or more digits, with or without ``+``) but for their
-last four digits. Request lines carry no request data but the account's user name.
+tokens after ``apiKey``/``api_key``/``token``/``secret``/``password`` or an
+``Authorization`` header's scheme, anything shaped like a JWT, and phone numbers (a run
+of 7 or more digits, with or without ``+``) but for their last four digits. Request
+lines carry no request data but the account's user name.
 """
 
 from __future__ import annotations
@@ -70,11 +71,15 @@ _SECRETS = (
     # The value after a credential's name: apiKey=..., "api_key": "...", api_key/..., etc.
     (
         re.compile(
-            r"""(?i)((?:api_?key|token|secret|password)["']?\s*[:=/]\s*["']?)[^\s"'&,;/]+"""
+            r"""(?i)(\b(?:api_?key|token|secret|password)["']?\s*[:=/]\s*["']?)[^\s"'&,;/]+"""
         ),
         r"\1[redacted]",
     ),
-    (re.compile(r"(?i)\b((?:bearer|basic)\s+)[^\s\"',;]+"), r"\1[redacted]"),
+    # An Authorization header's value, whatever its scheme.
+    (
+        re.compile(r"""(?i)(\bauthorization["']?\s*[:=]\s*["']?(?:\w+\s+)?)[^\s"',;]+"""),
+        r"\1[redacted]",
+    ),
 )
 _PHONE = re.compile(r"\+?\d{3,}(?=\d{4}(?!\d))")
 
