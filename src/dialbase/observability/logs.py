@@ -123,6 +123,12 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry).decode()
 
 
+def json_line(logger: str, message: str, level: int = logging.INFO) -> str:
+    """One line as the JSON format writes it, for what is printed before logging is set up."""
+    record = logging.LogRecord(logger, level, __file__, 0, message, None, None)
+    return JsonFormatter().format(record)
+
+
 class TextFormatter(DefaultFormatter):
     """uvicorn's format (``INFO:     message``), scrubbed."""
 
