@@ -42,6 +42,7 @@ def test_workers_notice_a_restore_to_an_older_state(
     run_cli("account", "create", "--username", "r", "--api-key", OLD_KEY, env=env)
     run_cli("campaign", "create", "--username", "r", "--name", "Sales",
             "--dial-type", "Progressive", env=env)  # fmt: skip
+    run_cli("campaign", "start", "--username", "r", "--name", "Sales", env=env)
     server = servers("restore", "--database-url", pg_url, workers=2)
     wait_ready(server)
     for i in range(4):  # every worker caches the account read with the old key
@@ -51,6 +52,9 @@ def test_workers_notice_a_restore_to_an_older_state(
     subprocess.run(["pg_dump", "-Fc", "-f", str(dump), pg_url], check=True, timeout=60)
 
     run_cli("account", "rotate-key", "--username", "r", "--api-key", NEW_KEY, env=env)
+    with httpx.Client(base_url=server.url, timeout=15) as client:
+        leased = client.post("/v1/campaigns/Sales/leases", auth=("r", NEW_KEY))
+    [lease] = leased.json()["leases"]
     for i in range(4):
         assert add(server, NEW_KEY, f"982000000{i}")["status"] == "Success"
         assert add(server, OLD_KEY, f"983000000{i}")["message"] == "Invalid User Details"
@@ -63,6 +67,11 @@ def test_workers_notice_a_restore_to_an_older_state(
     for i in range(6):
         assert add(server, OLD_KEY, f"984000000{i}")["status"] == "Success"
         assert add(server, NEW_KEY, f"985000000{i}")["message"] == "Invalid User Details"
+    # A lease handed out after the dump is unknown.
+    with httpx.Client(base_url=server.url, timeout=15) as client:
+        path = f"/v1/leases/{lease['leaseId']}/outcome"
+        outcome = client.post(path, json={"outcome": "busy"}, auth=("r", OLD_KEY))
+    assert outcome.status_code == 404, outcome.text
     # Numbers stored after the dump are new again for the duplicate check.
     for i in range(4):
         body = {"userName": "r", "apiKey": OLD_KEY, "campaignName": "Sales",
