@@ -230,10 +230,13 @@ class Limiter:
         self.circuit.succeeded()
 
 
+_REFUSALS = {limit: RATE_LIMITED.labels(limit) for limit in ("account", "address")}
+
+
 def _refused(wait: int | None, key: tuple[str, ...]) -> int | None:
     """``wait`` as it is; a refusal (a wait) is counted by limit (``account``, ``address``)."""
     if wait is not None:
-        RATE_LIMITED.labels(key[0]).inc()
+        _REFUSALS[key[0]].inc()
     return wait
 
 

@@ -113,6 +113,8 @@ def check_callback(
 
 
 LEASE_ID = re.compile(r"[0-9a-f]{32}")
+# Made once: counting an outcome after its commit only adds to a number.
+_OUTCOMES = {outcome: metrics.OUTCOMES.labels(outcome.value) for outcome in Outcome}
 MAX_RECHECKS = 5
 SETTINGS_MOVING = "The account's settings are changing too fast; try again."
 
@@ -207,7 +209,7 @@ class Dialer:
             if isinstance(answer, Refused):
                 raise (NotFound if answer.status == 404 else Conflict)(answer.message)
             if not isinstance(answer, Stale):
-                metrics.OUTCOMES.labels(checked.value).inc()
+                _OUTCOMES[checked].inc()
                 return answer
             account = await self._recheck(account, answer)
         raise ServiceUnavailable(SETTINGS_MOVING)

@@ -113,11 +113,12 @@ class GroupCommitWriter:
             log.error("the database refused a lead: %s", exc)
             _fail(batch, ServiceUnavailable(LEAD_REFUSED))
             return
-        BATCH_SECONDS.observe(time.perf_counter() - started)
-        BATCH_SIZE.observe(len(batch))
+        seconds = time.perf_counter() - started
         for (_, future), result in zip(batch, results, strict=True):
             if not future.done():
                 future.set_result(result)
+        BATCH_SECONDS.observe(seconds)  # after the answers: nothing can hold them back
+        BATCH_SIZE.observe(len(batch))
 
     async def close(self) -> None:
         """Write what is queued, then stop."""
