@@ -62,7 +62,7 @@ LEASES = Counter("dialbase_leases_total", "Leads leased to dialers (one lease pe
 OUTCOMES = Counter("dialbase_outcomes_total", "Lease outcomes recorded, by outcome.", ["outcome"])
 DATABASE_ERRORS = Counter(
     "dialbase_database_errors_total",
-    "Failures that meant the database could not be used (each answered 503).",
+    "Failures to use the database (a request, write batch, lease or probe each counts once).",
 )
 REDIS_ERRORS = Counter(
     "dialbase_redis_errors_total",
