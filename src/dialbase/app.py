@@ -5,7 +5,8 @@ a dispatcher that hands ``POST /ca_apis/AddCampaignData`` (the hot path, a bare 
 endpoint) to ``compat.routes``, the older add endpoint (also bare ASGI, any method) to
 ``compat.legacy_routes``, and everything else to the FastAPI application. A
 middleware added to ``MIDDLEWARE`` sees every request, the hot path's included; one added
-with ``api.add_middleware`` would see every request but the hot path's.
+with ``api.add_middleware`` would see every request but the hot path's. The outermost,
+``observability.middleware``, gives each request its id, counts and times it.
 """
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ from dialbase.imports import upload_routes
 from dialbase.imports.runner import ImportRunner
 from dialbase.leads.writer import GroupCommitWriter, make_store
 from dialbase.migrate import upgrade
+from dialbase.observability import routes as metrics_routes
+from dialbase.observability.gauges import ScrapeGauges
+from dialbase.observability.middleware import observe
 from dialbase.ratelimit import Limiter
 from dialbase.services import Services
 from dialbase.sqlite_writer import SQLiteWriter
@@ -62,7 +66,7 @@ from dialbase.sqlite_writer import SQLiteWriter
 log = logging.getLogger("dialbase")
 
 Middleware = Callable[[ASGIApp], ASGIApp]
-MIDDLEWARE: Sequence[Middleware] = (idempotency,)  # outermost first
+MIDDLEWARE: Sequence[Middleware] = (observe, idempotency)  # outermost first
 
 
 class Dialbase:
@@ -154,6 +158,7 @@ def _lifespan(
             dialer=dialer,
             dnc=dnc,
             imports=runner,
+            gauges=ScrapeGauges(engine, sessionmaker, settings.metrics_count_seconds),
         )
         app.state.services = fast_path.services = legacy.services = services
         # What exists now lives as long as the process: keep it out of the collector's
@@ -164,6 +169,7 @@ def _lifespan(
             yield
         finally:
             await runner.close()
+            await services.gauges.close()
             await writer.close()
             await queue.close()
             if sqlite is not None:
@@ -190,6 +196,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Dia
     # Reached only through the router (e.g. a method other than POST gets 405).
     api.router.routes.append(Route(compat.PATH, fast_path, methods=["POST"]))
     api.include_router(health_router)
+    api.include_router(metrics_routes.router)
     api.include_router(dialer.router)
     api.include_router(dnc.router)
     api.include_router(token_routes.router)

@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     # in the database, so every worker of a deployment shares it.
     token_secret: str | None = Field(default=None, min_length=32, repr=False)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    # "text" (uvicorn's format) or "json" (one object per line); see docs/operations.md.
+    log_format: Literal["text", "json"] = "text"
+    # One log line per answered request (dialbase.access); `serve --access-log` sets it.
+    access_log: bool = False
+    # Seconds between two counts of leads by state for /metrics (per worker, single-flight).
+    metrics_count_seconds: float = Field(default=30.0, ge=0)
     # HTTP server (see docs/deploy.md). X-Forwarded-For is trusted from these proxies only
     # (comma-separated addresses or networks, "*" for any); unset trusts none.
     forwarded_allow_ips: str | None = None
@@ -70,7 +76,7 @@ class Settings(BaseSettings):
     # Unset: the address the import's request was sent to.
     public_url: str | None = None
 
-    @field_validator("sqlite_synchronous", "log_level", mode="before")
+    @field_validator("sqlite_synchronous", "log_level", "log_format", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value

@@ -49,6 +49,8 @@ from limits.aio.strategies import (
     SlidingWindowCounterRateLimiter,
 )
 
+from dialbase.observability.metrics import RATE_LIMITED, REDIS_ERRORS
+
 log = logging.getLogger("dialbase.ratelimit")
 SWEEP_SECONDS = 1.0
 DEFAULT_TIMEOUT_MS = 200
@@ -194,11 +196,12 @@ class Limiter:
                 async with asyncio.timeout(self.timeout):
                     wait = await _count(self.shared, item, key)
             except Exception as exc:  # Redis down or hung: fail open onto in-process counters
+                REDIS_ERRORS.inc()
                 self.circuit.failed(self._why(exc))
             else:
                 self.circuit.succeeded()
-                return wait
-        return await _count(self.memory, item, key)
+                return _refused(wait, key)
+        return _refused(await _count(self.memory, item, key), key)
 
     def _why(self, exc: Exception) -> str:
         if isinstance(exc, TimeoutError):
@@ -221,9 +224,20 @@ class Limiter:
             if not answered:
                 raise ConnectionError("no answer to PING")
         except Exception as exc:
+            REDIS_ERRORS.inc()
             self.circuit.failed(self._why(exc))
             raise RedisUnavailable(self.circuit.describe()) from exc
         self.circuit.succeeded()
+
+
+_REFUSALS = {limit: RATE_LIMITED.labels(limit) for limit in ("account", "address")}
+
+
+def _refused(wait: int | None, key: tuple[str, ...]) -> int | None:
+    """``wait`` as it is; a refusal (a wait) is counted by limit (``account``, ``address``)."""
+    if wait is not None:
+        _REFUSALS[key[0]].inc()
+    return wait
 
 
 async def _count(limiter: RateLimiter, item: RateLimitItem, key: tuple[str, ...]) -> int | None:

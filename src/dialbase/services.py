@@ -23,6 +23,7 @@ from dialbase.dialer.service import Dialer
 from dialbase.dnc.service import DncLists
 from dialbase.imports.runner import ImportRunner
 from dialbase.leads.writer import GroupCommitWriter
+from dialbase.observability.gauges import ScrapeGauges
 from dialbase.ratelimit import Limiter
 
 
@@ -43,6 +44,7 @@ class Services:
     dialer: Dialer
     dnc: DncLists
     imports: ImportRunner
+    gauges: ScrapeGauges
 
 
 def services_of(request: Request) -> Services:

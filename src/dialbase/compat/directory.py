@@ -25,6 +25,7 @@ from dialbase.accounts.service import hash_api_key, key_matches
 from dialbase.campaigns.models import Campaign
 from dialbase.dialer import hours
 from dialbase.dialer.hours import CallingHours
+from dialbase.observability.logs import note_account
 
 T = TypeVar("T")
 NO_ACCOUNT = "0" * 64  # compared with when the user name is unknown, so both paths hash
@@ -109,10 +110,14 @@ class Directory:
         user name and a wrong key cost the same work: one read, one key comparison."""
         cached = self._accounts.get(username)
         if cached is not None and key_matches(cached.api_key_hash, api_key):
+            note_account(username)
             return cached
         account = await self.account(username)
         stored_hash = account.api_key_hash if account is not None else NO_ACCOUNT
-        return account if key_matches(stored_hash, api_key) and account is not None else None
+        if account is None or not key_matches(stored_hash, api_key):
+            return None
+        note_account(username)
+        return account
 
     def cached(self, username: str) -> AccountInfo | None:
         """The account as this worker last read it, if it did (may be out of date)."""
