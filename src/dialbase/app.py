@@ -58,6 +58,8 @@ from dialbase.migrate import upgrade
 from dialbase.ratelimit import Limiter
 from dialbase.services import Services
 from dialbase.sqlite_writer import SQLiteWriter
+from dialbase.webhooks import routes as webhooks
+from dialbase.webhooks.delivery import WebhookDispatcher
 
 log = logging.getLogger("dialbase")
 
@@ -134,6 +136,7 @@ def _lifespan(
         auth = FamilyAuth(directory, limiter, Tokens(sessionmaker, settings.token_secret))
         dialer = Dialer(directory, queue)
         runner = ImportRunner(sessionmaker, settings)
+        dispatcher = WebhookDispatcher(sessionmaker, settings)
         services = Services(
             settings=settings,
             engine=engine,
@@ -154,15 +157,18 @@ def _lifespan(
             dialer=dialer,
             dnc=dnc,
             imports=runner,
+            webhooks=dispatcher,
         )
         app.state.services = fast_path.services = legacy.services = services
         # What exists now lives as long as the process: keep it out of the collector's
         # full passes, which otherwise add their pause to the slowest requests.
         gc.freeze()
         runner.start()
+        dispatcher.start()
         try:
             yield
         finally:
+            await dispatcher.close()
             await runner.close()
             await writer.close()
             await queue.close()
@@ -198,6 +204,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Dia
     api.include_router(bulk_routes.router)
     api.include_router(imports.router)
     api.include_router(upload_routes.router)
+    api.include_router(webhooks.router)
     responses.install(api)
 
     def openapi() -> dict[str, Any]:

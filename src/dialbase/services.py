@@ -24,6 +24,7 @@ from dialbase.dnc.service import DncLists
 from dialbase.imports.runner import ImportRunner
 from dialbase.leads.writer import GroupCommitWriter
 from dialbase.ratelimit import Limiter
+from dialbase.webhooks.delivery import WebhookDispatcher
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,7 @@ class Services:
     dialer: Dialer
     dnc: DncLists
     imports: ImportRunner
+    webhooks: WebhookDispatcher
 
 
 def services_of(request: Request) -> Services:

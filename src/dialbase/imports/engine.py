@@ -50,6 +50,7 @@ from dialbase.imports import rows
 from dialbase.imports.models import Import, ImportResult, ImportRow, ImportStatus, RowResult
 from dialbase.leads.batch import NewLead
 from dialbase.leads.models import CampaignNumber, CampaignZones, Lead
+from dialbase.webhooks.service import record_import_done
 
 log = logging.getLogger("dialbase.imports")
 
@@ -449,3 +450,4 @@ async def _finish(session: AsyncSession, record: Import, now: datetime) -> None:
             .values(running=True)
         )
     await session.execute(delete(ImportRow).where(ImportRow.import_id == record.id))
+    await record_import_done(session, record)  # webhooks: import.done, in this transaction

@@ -25,6 +25,8 @@ from dialbase.leads.batch import (
     stored_actions,
 )
 from dialbase.sqlite_writer import SQLiteWriter
+from dialbase.webhooks.models import EventType
+from dialbase.webhooks.outbox import SQLITE_INSERT, added_data, sqlite_params
 
 _REVISION_SQL = "SELECT value FROM config_revision WHERE id = 1"
 _GUARD_SQL = (
@@ -75,32 +77,48 @@ def _write_in_transaction(conn: sqlite3.Connection, batch: Sequence[NewLead]) ->
         for lead, result in zip(batch, results, strict=True)
         if result.outcome is Outcome.STORED
     ]
-    conn.executemany(
-        _LEAD_SQL,
-        [
-            (
-                lead.campaign_id,
-                lead.phone_number,
-                lead.phone_e164,
-                lead.time_zones,
-                lead.name,
-                lead.priority,
-                sqlite_instant(lead.expires_at) if lead.expires_at else None,
-                lead.agent_id,
-                lead.skill,
-                orjson.dumps(lead.extra).decode(),
-                now,
-                now,
-            )
-            for lead in stored
-        ],
-    )
+    if any(lead.webhooks for lead in stored):
+        _insert_with_events(conn, stored, now)
+    else:  # no webhook anywhere in the batch: the leads in one executemany, as ever
+        conn.executemany(_LEAD_SQL, [_lead_row(lead, now) for lead in stored])
     conn.executemany(_ZONES_SQL, sorted({(lead.campaign_id, lead.time_zones) for lead in stored}))
     for lead, result in stored_actions(batch, results):
         running = 1 if lead.action == "start" else 0
         changed = conn.execute(_ACTION_SQL, (running, lead.campaign_id, running)).rowcount
         result.action = action_result(lead, bool(changed))
+        if changed and lead.webhooks:
+            kind = EventType.CAMPAIGN_STARTED if running else EventType.CAMPAIGN_STOPPED
+            conn.execute(SQLITE_INSERT, sqlite_params(lead.campaign_id, kind.value, {}, now))
     return results
+
+
+def _lead_row(lead: NewLead, now: str) -> tuple[object, ...]:
+    return (
+        lead.campaign_id,
+        lead.phone_number,
+        lead.phone_e164,
+        lead.time_zones,
+        lead.name,
+        lead.priority,
+        sqlite_instant(lead.expires_at) if lead.expires_at else None,
+        lead.agent_id,
+        lead.skill,
+        orjson.dumps(lead.extra).decode(),
+        now,
+        now,
+    )
+
+
+def _insert_with_events(conn: sqlite3.Connection, stored: Sequence[NewLead], now: str) -> None:
+    """The leads one by one (in arrival order), each with its ``lead.added`` event when
+    its account has a webhook (written only if the campaign's webhook enables it)."""
+    for lead in stored:
+        lead_id = conn.execute(_LEAD_SQL, _lead_row(lead, now)).lastrowid
+        if lead.webhooks:
+            params = sqlite_params(
+                lead.campaign_id, EventType.LEAD_ADDED.value, added_data(lead), now, lead_id
+            )
+            conn.execute(SQLITE_INSERT, params)
 
 
 def _listed(conn: sqlite3.Connection, lead: NewLead, now: str) -> bool:
