@@ -84,7 +84,7 @@ async def delete_account_webhook(request: Request, credentials: Credentials) -> 
 
 
 @router.put(
-    "/campaigns/{campaign}/webhooks",
+    "/campaigns/{campaign:path}/webhooks",
     response_model=WebhookOut,
     responses={201: {"model": WebhookOut}},
 )
@@ -95,7 +95,7 @@ async def put_campaign_webhook(
     return await _put(request, response, credentials, body, campaign)
 
 
-@router.get("/campaigns/{campaign}/webhooks", response_model=WebhookOut)
+@router.get("/campaigns/{campaign:path}/webhooks", response_model=WebhookOut)
 async def get_campaign_webhook(
     campaign: str, request: Request, credentials: Credentials
 ) -> WebhookOut:
@@ -103,7 +103,7 @@ async def get_campaign_webhook(
     return await _get(request, credentials, campaign)
 
 
-@router.delete("/campaigns/{campaign}/webhooks", status_code=204, response_class=Response)
+@router.delete("/campaigns/{campaign:path}/webhooks", status_code=204, response_class=Response)
 async def delete_campaign_webhook(
     campaign: str, request: Request, credentials: Credentials
 ) -> Response:

@@ -230,10 +230,6 @@ def _with_event(statement: str) -> str:
             " s.campaign_id,\n",
         ),
         (
-            "SELECT (SELECT v FROM rev) AS revision,",
-            "SELECT (SELECT v FROM rev) AS revision, (SELECT count(*) FROM events) AS events,",
-        ),
-        (
             "suppressed AS (",
             pg_event_cte(
                 "events",
