@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from dialbase.accounts.models import Account, ConfigRevision
@@ -108,13 +108,16 @@ class Directory:
         return row, revision
 
     async def _load_account(self, statement: Select[Any]) -> AccountInfo | None:
-        """An account and whether it has webhooks, read after the revision."""
+        """An account and whether it has webhooks (one statement, whether the account
+        exists or not), read after the revision."""
+        hooked = exists().where(Webhook.account_id == Account.id).correlate(Account)
         async with self._sessionmaker() as session:
             revision = await self._current_revision(session)
-            row = await session.scalar(statement)
-            hooks = row is not None and await has_webhooks(session, row.id)
+            found = (await session.execute(statement.add_columns(hooked))).first()
         self._advance(revision)
-        return account_info(row, revision, has_webhooks=hooks) if row is not None else None
+        if found is None:
+            return None
+        return account_info(found[0], revision, has_webhooks=bool(found[1]))
 
     async def authenticate(self, username: str, api_key: str) -> AccountInfo | None:
         """The account if ``api_key`` is its key. The cache answers a match; a miss or a
@@ -168,14 +171,6 @@ class Directory:
         if revision == self.revision:
             self._campaigns[key] = info
         return info
-
-
-async def has_webhooks(session: AsyncSession, account_id: int) -> bool:
-    """Whether the account or any of its campaigns has a webhook."""
-    found = await session.scalar(
-        select(Webhook.id).where(Webhook.account_id == account_id).limit(1)
-    )
-    return found is not None
 
 
 def account_info(row: Account, revision: int, *, has_webhooks: bool = False) -> AccountInfo:
