@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     webhook_lease_seconds: float = Field(default=60.0, gt=0)
     # Seconds between two looks for due events when there were none.
     webhook_poll_seconds: float = Field(default=1.0, gt=0)
+    # Days delivered and failed events stay listed before they are deleted.
+    webhook_keep_days: float = Field(default=7.0, gt=0)
 
     @field_validator("sqlite_synchronous", "log_level", mode="before")
     @classmethod

@@ -3,6 +3,7 @@ at send time (both backends, a real HTTP receiver)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -210,3 +211,29 @@ def test_retry_delays_grow_exponentially_with_jitter_up_to_the_maximum(settings:
         delays = {retry_delay(tuned, failures) for _ in range(50)}
         assert all(full / 2 <= delay <= full for delay in delays), (failures, delays)
         assert len(delays) > 1  # jittered
+
+
+async def test_old_delivered_and_failed_events_are_pruned_pending_ones_kept(
+    settings: Settings, hooks: Receiver
+):
+    hooks.answer = lambda item: 500 if _is(item, "lead.added", FIRST) else 200
+    quick = hook_settings(settings, webhook_retry_window_seconds=0.3)
+    async with running(quick) as app, client_of(app) as client:
+        sessions = app.services.sessionmaker
+        await make_account(sessions)
+        await make_campaign(sessions)
+        await set_webhook(client, hooks.url)
+        await client.post(ADD, json=body(phoneNumber=FIRST))  # fails for good
+        await client.post(ADD, json=body(phoneNumber=SECOND))  # delivered
+        await drain(app, lambda: {r.status for r in hooks.received} == {200, 500})
+        while {row.status for row in await outbox(sessions)} != {"failed", "delivered"}:
+            await drain(app, lambda: True)
+            await app.services.webhooks.step()
+        hooks.stop()
+        await client.post(ADD, json=body(phoneNumber="9876500003"))  # stays pending
+        dispatcher = app.services.webhooks
+        assert await dispatcher.prune() == 0  # nothing is old enough yet
+        later = datetime.now(UTC) + timedelta(days=8)
+        assert await dispatcher.prune(later) == 2
+        rows = await outbox(sessions)
+    assert [(row.status, row.type) for row in rows] == [("pending", "lead.added")]

@@ -205,3 +205,16 @@ async def test_a_bulk_delete_reports_each_deleted_lead(settings: Settings, hooks
         "9876500001",
         "9876500003",
     ]
+
+
+async def test_the_older_add_endpoint_reports_lead_added(settings: Settings, hooks: Receiver):
+    legacy = "/cloudAgentRestAPI/index.php/CloudAgent/CloudAgentAPI/addCamapaignData"
+    async with running(hook_settings(settings)) as app, client_of(app) as client:
+        await _setup(app)
+        secret = await set_webhook(client, hooks.url)
+        params = {"api_key": "acme-secret-key", "campaign_name": "Sales", "PhoneNumber": "98765"}
+        added = await client.get(legacy, params={**params, "format": "json"})
+        assert added.json() == {"status": "SUCCESS", "message": "Successfully Updated"}
+        await drain(app, lambda: len(hooks.delivered()) >= 1)
+    [(kind, data)] = _types(hooks, secret)
+    assert (kind, data["phoneNumber"], data["campaign"]) == ("lead.added", "98765", "Sales")

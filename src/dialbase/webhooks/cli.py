@@ -100,7 +100,10 @@ def show(
         return _shown(service.webhook_view(webhook, name))
 
     view = with_session(settings_for(database_url), work)
-    print_json(view) if json else print_fields(view)
+    if json:
+        print_json(view)
+    else:
+        print_fields(view)
 
 
 @webhooks_app.command("remove")

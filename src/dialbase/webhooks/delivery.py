@@ -13,16 +13,20 @@ A step claims due events, sends them at once, and records each answer:
    (``webhook-id``, ``webhook-timestamp``, ``webhook-signature``), after the URL is
    checked again (``callback_urls``: a name may resolve differently now). Redirects are
    not followed.
-3. record: a 2xx answer marks it ``delivered``. Anything else (another status, no
-   answer, a timeout) is a failed attempt: the next one waits ``retry_delay`` (growing
-   exponentially, with jitter), until ``DIALBASE_WEBHOOK_RETRY_WINDOW_SECONDS`` after the
-   event, then the event is kept as ``failed``. A URL refused at send time and a webhook
+3. record (every answer of the step in one transaction): a 2xx answer marks an event
+   ``delivered``. Anything else (another status, no answer, a timeout) is a failed
+   attempt: the next one waits ``retry_delay`` (growing exponentially, with jitter),
+   until ``DIALBASE_WEBHOOK_RETRY_WINDOW_SECONDS`` after the event, then the event is
+   kept as ``failed``. A URL refused at send time and a webhook
    removed meanwhile fail the event at once.
 
 Order per lead: an event is claimed only when no earlier event of its lead is pending,
 so a lead's later event is never sent before its earlier one was delivered or failed for
 good. At least once: an event is marked delivered only after its 2xx; a worker killed
 between the two leaves it pending, and it is sent again once its lease lapsed.
+
+Delivered and failed events are kept ``DIALBASE_WEBHOOK_KEEP_DAYS`` (7), then deleted
+(``prune``, every 10 minutes in each worker); pending ones are never deleted.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -38,7 +43,7 @@ from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import and_, delete, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 from standardwebhooks.webhooks import Webhook as Signer
@@ -57,6 +62,7 @@ BATCH = 20
 MAX_BACKOFF = 10.0  # between steps while the database is unavailable
 CLOSE_SECONDS = 15.0
 MAX_ERROR_CHARS = 300
+PRUNE_EVERY_SECONDS = 600.0
 PENDING = DeliveryStatus.PENDING.value
 REMOVED = "the webhook was removed"
 
@@ -85,6 +91,14 @@ class Claimed:
     data: dict[str, Any]
     url: str | None  # None: the webhook was removed
     secret: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    event: Claimed
+    status: int | None  # the receiver's HTTP status; None: no answer
+    error: str | None  # None: delivered
+    final: bool  # a failure not worth another attempt
 
 
 def payload(event: Claimed) -> bytes:
@@ -147,8 +161,12 @@ class WebhookDispatcher:
     async def _loop(self) -> None:
         poll = self._settings.webhook_poll_seconds
         backoff = poll
+        pruned_at = 0.0
         while not self._stopping.is_set():
             try:
+                if time.monotonic() - pruned_at > PRUNE_EVERY_SECONDS:
+                    pruned_at = time.monotonic()
+                    await self.prune()
                 sent = await self.step()
                 backoff = poll
             except Exception as exc:
@@ -166,8 +184,20 @@ class WebhookDispatcher:
         """Claim due events, send them, record the answers; how many were attempted."""
         claimed = await self._claim()
         if claimed:
-            await asyncio.gather(*(self._attempt(event) for event in claimed))
+            await self._record(await asyncio.gather(*(self._attempt(e) for e in claimed)))
         return len(claimed)
+
+    async def prune(self, now: datetime | None = None) -> int:
+        """Delete delivered and failed events older than ``DIALBASE_WEBHOOK_KEEP_DAYS``
+        (pending ones are never deleted); how many."""
+        cutoff = (now or utcnow()) - timedelta(days=self._settings.webhook_keep_days)
+        async with session_scope(self._sessionmaker) as session:
+            result = await session.execute(
+                delete(WebhookEvent).where(
+                    WebhookEvent.status != PENDING, WebhookEvent.created_at < cutoff
+                )
+            )
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
     async def _claim(self) -> list[Claimed]:
         now = utcnow()
@@ -203,57 +233,57 @@ class WebhookDispatcher:
             names = await _campaign_names(session, {row.campaign_id for row in rows})
         return [_claimed(row, hooks.get(row.webhook_id), names) for row in rows]
 
-    async def _attempt(self, event: Claimed) -> None:
+    async def _attempt(self, event: Claimed) -> Attempt:
+        """Send one event; what came of it (written by ``_record`` with the others)."""
         if event.url is None or event.secret is None:
-            await self._record(event, None, REMOVED, final=True)
-            return
+            return Attempt(event, None, REMOVED, final=True)
         refused = await check_callback_url_async(event.url, self._settings.allow_private_callbacks)
         if refused is not None:
-            await self._record(event, None, f"refused: {refused}", final=True)
-            return
+            return Attempt(event, None, f"refused: {refused}", final=True)
         body = payload(event)
         headers = signed_headers(event.event_id, event.secret, body, utcnow())
         try:
             answer = await self._client.post(event.url, content=body, headers=headers)
         except httpx.HTTPError as exc:
-            await self._record(event, None, f"no answer: {type(exc).__name__}", final=False)
-            return
+            return Attempt(event, None, f"no answer: {type(exc).__name__}", final=False)
         if 200 <= answer.status_code < 300:
-            await self._record(event, answer.status_code, None, final=True)
-        else:
-            await self._record(event, answer.status_code, f"HTTP {answer.status_code}", final=False)
+            return Attempt(event, answer.status_code, None, final=True)
+        return Attempt(event, answer.status_code, f"HTTP {answer.status_code}", final=False)
 
-    async def _record(
-        self, event: Claimed, status: int | None, error: str | None, *, final: bool
-    ) -> None:
-        """A delivery (``error`` None) or a failed attempt, written for the event."""
+    async def _record(self, attempts: list[Attempt]) -> None:
+        """The step's deliveries and failed attempts, in one transaction."""
         now = utcnow()
+        async with session_scope(self._sessionmaker) as session:
+            for attempt in attempts:
+                condition, values = self._change(attempt, now)
+                await session.execute(
+                    update(WebhookEvent)
+                    .where(WebhookEvent.id == attempt.event.id, condition)
+                    .values(**values)
+                )
+
+    def _change(self, attempt: Attempt, now: datetime) -> tuple[Any, dict[str, Any]]:
+        """The update of one event: which row state it applies to, and its values."""
+        event, error = attempt.event, attempt.error
         values: dict[str, Any] = {
             "attempts": WebhookEvent.attempts + 1,
-            "last_status": status,
+            "last_status": attempt.status,
             "last_error": error[:MAX_ERROR_CHARS] if error else None,
             "claimed_by": None,
             "claimed_until": None,
         }
-        still_pending = WebhookEvent.status == PENDING
         if error is None:  # whoever holds it now: it was delivered
             values.update(status=DeliveryStatus.DELIVERED.value, delivered_at=now)
+            return WebhookEvent.status == PENDING, values
+        window = timedelta(seconds=self._settings.webhook_retry_window_seconds)
+        delay = timedelta(seconds=retry_delay(self._settings, event.attempts + 1))
+        if attempt.final or now + delay > event.created_at + window:
+            values.update(status=DeliveryStatus.FAILED.value)
+            log.warning("webhook event %s failed for good: %s", event.event_id, error)
         else:
-            # Only while this worker holds it: a lapsed lease is another worker's now.
-            still_pending = and_(still_pending, WebhookEvent.claimed_by == self._owner)
-            window = timedelta(seconds=self._settings.webhook_retry_window_seconds)
-            delay = timedelta(seconds=retry_delay(self._settings, event.attempts + 1))
-            if final or now + delay > event.created_at + window:
-                values.update(status=DeliveryStatus.FAILED.value)
-                log.warning("webhook event %s failed for good: %s", event.event_id, error)
-            else:
-                values.update(next_attempt_at=now + delay)
-        async with session_scope(self._sessionmaker) as session:
-            await session.execute(
-                update(WebhookEvent)
-                .where(WebhookEvent.id == event.id, still_pending)
-                .values(**values)
-            )
+            values.update(next_attempt_at=now + delay)
+        # Only while this worker holds it: a lapsed lease is another worker's now.
+        return and_(WebhookEvent.status == PENDING, WebhookEvent.claimed_by == self._owner), values
 
 
 async def _webhooks(session: AsyncSession, ids: set[int]) -> dict[int, tuple[str, str]]:
