@@ -9,8 +9,9 @@ do-not-call list and the attempt cap, closes or holds those they stop, marks the
 leased and inserts their lease rows, all in one statement. Only when it closed or held
 some does the lease read again for the rest. An outcome (``_REPORT``) locks the lead
 while it is still leased for that attempt, claims the open lease, moves the lead and
-(``do_not_call``) lists the number, in one statement. The rules are in
-``dialer.leasing``.
+(``do_not_call``) lists the number, in one statement; for an account with a webhook,
+``_REPORT_WITH_EVENT`` also writes the ``lead.outcome`` event in it (``webhooks.outbox``).
+The rules are in ``dialer.leasing``.
 
 A connection lost while a statement ran answers 503: a lease that may have been made
 then lapses at its deadline and its lead returns to the queue; an outcome sent again is

@@ -2,7 +2,9 @@
 
 The process's ``SQLiteWriter`` runs it (inline on the event loop while the file is free,
 so leases, outcomes and lead batches of one process never wait for each other). The
-rules are in ``dialer.leasing``; every statement here reads through a queue index.
+rules are in ``dialer.leasing``; every statement here reads through a queue index. An
+outcome of an account with a webhook writes its ``lead.outcome`` event in the same
+transaction (``webhooks.outbox``).
 """
 
 from __future__ import annotations

@@ -7,7 +7,10 @@ not the first lead of a newly guarded number, inserts the kept leads in arrival 
 and their zone keys, records the batch's id with its results in ``write_batches``, and
 returns the revision and the (1-based) positions of the kept and the listed leads.
 Leads that carry a campaign action are written in an explicit transaction with the
-actions (campaigns updated in id order).
+actions (campaigns updated in id order). A batch holding a lead of an account with a
+webhook runs ``_BATCH_WITH_EVENTS_SQL`` instead: the same statement, whose kept leads
+take their ids from the sequence first so that their ``lead.added`` events, inserted by
+the same statement, can name them (``webhooks.outbox``).
 
 A guard that exists already is locked, not updated (``DO UPDATE ... WHERE false`` locks
 the conflicting row and returns only inserted ones): a deletion (``compat.deletion``)

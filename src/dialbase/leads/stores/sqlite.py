@@ -4,7 +4,8 @@ The process's ``SQLiteWriter`` runs the transaction (on the event loop while the
 free, else on its thread; see ``dialbase.sqlite_writer``). A failed ``COMMIT`` is never a
 commit in SQLite, so the outcome of a batch is always known here: a failure is
 ``DatabaseUnavailable`` (the file is locked too long, the disk is full, the file is
-gone) or ``BatchRefused``.
+gone) or ``BatchRefused``. A batch holding a lead of an account with a webhook inserts
+its leads one by one, each followed by its ``lead.added`` event (``webhooks.outbox``).
 """
 
 from __future__ import annotations
