@@ -224,3 +224,25 @@ def test_the_cli_sets_shows_lists_and_removes(backend: Backend, tmp_path: Path):
     assert removed.exit_code == 0
     gone = cli("webhooks", "show", "--username", "acme", "--database-url", url)
     assert gone.exit_code == 1 and one_line_error(gone) == "error: account 'acme' has no webhook"
+
+
+async def test_a_webhook_put_is_not_kept_for_replay_so_its_secret_is_never_stored_twice(
+    settings: Settings,
+):
+    from dialbase.idempotency_models import IdempotencyKey
+
+    async with running(hook_settings(settings, allow_private_callbacks=False)) as app:
+        await _acme(app)
+        headers = {"Idempotency-Key": "same-key-1"}
+        async with client_of(app) as client:
+            first = await client.put(
+                "/v1/webhooks", json={"url": PUBLIC}, headers=headers, auth=AUTH
+            )
+            second = await client.put(
+                "/v1/webhooks", json={"url": PUBLIC}, headers=headers, auth=AUTH
+            )
+        async with session_scope(app.services.sessionmaker, read_only=True) as session:
+            kept = list(await session.scalars(select(IdempotencyKey)))
+    assert first.status_code == 201 and first.json()["secret"].startswith("whsec_")
+    assert second.status_code == 200 and second.json()["secret"] is None
+    assert kept == []
