@@ -218,3 +218,39 @@ async def test_the_older_add_endpoint_reports_lead_added(settings: Settings, hoo
         await drain(app, lambda: len(hooks.delivered()) >= 1)
     [(kind, data)] = _types(hooks, secret)
     assert (kind, data["phoneNumber"], data["campaign"]) == ("lead.added", "98765", "Sales")
+
+
+async def test_events_of_a_batch_name_their_own_leads(settings: Settings):
+    """Concurrent adds of two accounts (one with a webhook) share write batches: each
+    lead.added names the id of the lead it reports."""
+    import asyncio
+
+    from sqlalchemy import select
+
+    from dialbase.db import session_scope
+    from dialbase.leads.models import Lead
+
+    async with running(hook_settings(settings)) as app, client_of(app) as client:
+        sessions = app.services.sessionmaker
+        await _setup(app)
+        await make_account(sessions, "other", "other-secret-key")
+        await make_campaign(sessions, username="other")
+        await set_webhook(client, "http://127.0.0.1:9/never-called")
+        requests = [
+            body(
+                phoneNumber=f"98765{i:05d}",
+                **({} if i % 3 else {"userName": "other", "apiKey": "other-secret-key"}),
+            )
+            for i in range(60)
+        ]
+        answers = await asyncio.gather(*(client.post(ADD, json=r) for r in requests))
+        assert all(a.json()["status"] == "Success" for a in answers)
+        rows = await outbox(sessions)
+        async with session_scope(sessions, read_only=True) as session:
+            numbers = dict((await session.execute(select(Lead.id, Lead.phone_number))).all())
+    import orjson
+
+    reported = {row.lead_id: orjson.loads(row.data)["phoneNumber"] for row in rows}
+    assert len(rows) == 40 and all(row.type == "lead.added" for row in rows)
+    assert reported == {lead_id: numbers[lead_id] for lead_id in reported}
+    assert set(reported.values()) == {f"98765{i:05d}" for i in range(60) if i % 3}

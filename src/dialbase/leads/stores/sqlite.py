@@ -5,7 +5,7 @@ free, else on its thread; see ``dialbase.sqlite_writer``). A failed ``COMMIT`` i
 commit in SQLite, so the outcome of a batch is always known here: a failure is
 ``DatabaseUnavailable`` (the file is locked too long, the disk is full, the file is
 gone) or ``BatchRefused``. A batch holding a lead of an account with a webhook inserts
-its leads one by one, each followed by its ``lead.added`` event (``webhooks.outbox``).
+the ``lead.added`` events of its stored leads after them (``webhooks.outbox``).
 """
 
 from __future__ import annotations
@@ -111,15 +111,24 @@ def _lead_row(lead: NewLead, now: str) -> tuple[object, ...]:
 
 
 def _insert_with_events(conn: sqlite3.Connection, stored: Sequence[NewLead], now: str) -> None:
-    """The leads one by one (in arrival order), each with its ``lead.added`` event when
-    its account has a webhook (written only if the campaign's webhook enables it)."""
-    for lead in stored:
-        lead_id = conn.execute(_LEAD_SQL, _lead_row(lead, now)).lastrowid
-        if lead.webhooks:
-            params = sqlite_params(
+    """The leads in one executemany, then the ``lead.added`` events of those whose account
+    has a webhook (written only if their campaign's webhook enables it). The leads' ids
+    are consecutive and end at ``last_insert_rowid()``: ``leads.id`` is a rowid without
+    AUTOINCREMENT, so each insert takes the largest id plus one, and this transaction
+    holds the file's write lock."""
+    conn.executemany(_LEAD_SQL, [_lead_row(lead, now) for lead in stored])
+    last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+    first = last - len(stored) + 1
+    conn.executemany(
+        SQLITE_INSERT,
+        [
+            sqlite_params(
                 lead.campaign_id, EventType.LEAD_ADDED.value, added_data(lead), now, lead_id
             )
-            conn.execute(SQLITE_INSERT, params)
+            for lead_id, lead in enumerate(stored, start=first)
+            if lead.webhooks
+        ],
+    )
 
 
 def _listed(conn: sqlite3.Connection, lead: NewLead, now: str) -> bool:
