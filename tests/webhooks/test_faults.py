@@ -41,10 +41,17 @@ class _LosingConnection:
         self._conn = conn
         self._backend = backend
 
-    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+    def _check(self, sql: str) -> None:
         if sql.lstrip().upper().startswith("INSERT INTO WEBHOOK_EVENTS"):
             raise lost_connection(self._backend)
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        self._check(sql)
         return self._conn.execute(sql, *args)
+
+    def executemany(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        self._check(sql)
+        return self._conn.executemany(sql, *args)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._conn, name)
