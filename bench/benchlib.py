@@ -146,10 +146,30 @@ async def _seed(url: str) -> None:
             for i in range(bench_accounts()):
                 user = f"bench{i:03d}"
                 key = account_key(i)
-                await create_account(session, user, api_key=key, rate_limit=ACCOUNT_LIMIT)
+                account, _ = await create_account(
+                    session, user, api_key=key, rate_limit=ACCOUNT_LIMIT
+                )
                 await create_campaign(session, user, "Bench", dial_type="Progressive")
+                if webhook_events():
+                    await _webhook(session, account)
     finally:
         await engine.dispose()
+
+
+def webhook_events() -> list[str]:
+    """``BENCH_WEBHOOK_EVENTS`` (comma-separated): give every bench account a webhook
+    enabling these events (empty: no webhook, the default)."""
+    return [item for item in os.environ.get("BENCH_WEBHOOK_EVENTS", "").split(",") if item]
+
+
+async def _webhook(session, account) -> None:
+    """A webhook to a closed local port: its address is refused at send time (private
+    addresses are not allowed to the server), so each event is written, claimed once and
+    kept as failed, without network traffic."""
+    from dialbase.webhooks.service import WebhookRequest, put_webhook
+
+    request = WebhookRequest("http://127.0.0.1:9/bench", None, tuple(webhook_events()))
+    await put_webhook(session, account, None, request)
 
 
 def _ppid(pid: str) -> int:

@@ -62,6 +62,8 @@ from dialbase.observability.middleware import observe
 from dialbase.ratelimit import Limiter
 from dialbase.services import Services
 from dialbase.sqlite_writer import SQLiteWriter
+from dialbase.webhooks import routes as webhooks
+from dialbase.webhooks.delivery import WebhookDispatcher
 
 log = logging.getLogger("dialbase")
 
@@ -138,6 +140,7 @@ def _lifespan(
         auth = FamilyAuth(directory, limiter, Tokens(sessionmaker, settings.token_secret))
         dialer = Dialer(directory, queue)
         runner = ImportRunner(sessionmaker, settings, sqlite)
+        dispatcher = WebhookDispatcher(sessionmaker, settings)
         services = Services(
             settings=settings,
             engine=engine,
@@ -159,15 +162,18 @@ def _lifespan(
             dnc=dnc,
             imports=runner,
             gauges=ScrapeGauges(engine, sessionmaker, settings.metrics_count_seconds),
+            webhooks=dispatcher,
         )
         app.state.services = fast_path.services = legacy.services = services
         # What exists now lives as long as the process: keep it out of the collector's
         # full passes, which otherwise add their pause to the slowest requests.
         gc.freeze()
         runner.start()
+        dispatcher.start()
         try:
             yield
         finally:
+            await dispatcher.close()
             await runner.close()
             await services.gauges.close()
             await writer.close()
@@ -205,6 +211,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Dia
     api.include_router(bulk_routes.router)
     api.include_router(imports.router)
     api.include_router(upload_routes.router)
+    api.include_router(webhooks.router)
     responses.install(api)
 
     def openapi() -> dict[str, Any]:

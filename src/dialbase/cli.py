@@ -46,6 +46,7 @@ from dialbase.dnc.cli import dnc_app
 from dialbase.errors import Invalid
 from dialbase.imports.cli import register as register_import_command
 from dialbase.leads.service import EXPORT_FIELDS, iter_leads
+from dialbase.webhooks.cli import webhooks_app
 
 # Plain click help (no rich boxes): option names are never cut at narrow widths.
 HELP = {"max_content_width": 120}
@@ -72,6 +73,7 @@ app.add_typer(leads_app, name="leads")
 app.add_typer(db_app, name="db")
 app.add_typer(dialer_app, name="dialer")
 app.add_typer(dnc_app, name="dnc")
+app.add_typer(webhooks_app, name="webhooks")
 register_dialer_commands(campaign_app, leads_app)
 register_import_command(leads_app)
 

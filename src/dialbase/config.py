@@ -75,6 +75,21 @@ class Settings(BaseSettings):
     # The service's public address (https://host): callbacks' failedFilePath starts with it.
     # Unset: the address the import's request was sent to.
     public_url: str | None = None
+    # Outcome webhooks (docs/webhooks.md). A failed delivery is tried again after
+    # base * 2^(attempts - 1) seconds (at most ``max``, less a random part of up to half),
+    # until ``window`` seconds after the event; then it is kept as failed.
+    webhook_retry_base_seconds: float = Field(default=10.0, gt=0)
+    webhook_retry_max_seconds: float = Field(default=3600.0, gt=0)
+    webhook_retry_window_seconds: float = Field(default=86_400.0, gt=0)
+    # Longest wait for a receiver's answer; past it the attempt failed.
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    # How long a worker holds the events it is sending; a killed worker's are taken over
+    # by another once this passed.
+    webhook_lease_seconds: float = Field(default=60.0, gt=0)
+    # Seconds between two looks for due events when there were none.
+    webhook_poll_seconds: float = Field(default=1.0, gt=0)
+    # Days delivered and failed events stay listed before they are deleted.
+    webhook_keep_days: float = Field(default=7.0, gt=0)
 
     @field_validator("sqlite_synchronous", "log_level", "log_format", mode="before")
     @classmethod

@@ -7,6 +7,7 @@ from dialbase.dnc.models import DncEntry
 from dialbase.idempotency_models import IdempotencyKey
 from dialbase.imports.models import Import, ImportResult, ImportRow
 from dialbase.leads.models import CampaignNumber, CampaignZones, Lead, WriteBatch
+from dialbase.webhooks.models import Webhook, WebhookEvent
 
 __all__ = [
     "Account",
@@ -21,5 +22,7 @@ __all__ = [
     "ImportRow",
     "Lead",
     "Lease",
+    "Webhook",
+    "WebhookEvent",
     "WriteBatch",
 ]

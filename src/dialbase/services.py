@@ -25,6 +25,7 @@ from dialbase.imports.runner import ImportRunner
 from dialbase.leads.writer import GroupCommitWriter
 from dialbase.observability.gauges import ScrapeGauges
 from dialbase.ratelimit import Limiter
+from dialbase.webhooks.delivery import WebhookDispatcher
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,7 @@ class Services:
     dnc: DncLists
     imports: ImportRunner
     gauges: ScrapeGauges
+    webhooks: WebhookDispatcher
 
 
 def services_of(request: Request) -> Services:

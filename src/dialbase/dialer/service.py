@@ -204,6 +204,7 @@ class Dialer:
                 note=note,
                 callback_at=callback_at.astimezone(UTC) if callback_at else None,
                 callback_agent=agent_id.strip() if agent_id else None,
+                webhooks=account.has_webhooks,  # read at the revision the store checks
             )
             answer = await self.store.report(ask)
             if isinstance(answer, Refused):
