@@ -12,8 +12,7 @@ has a webhook at all (``AccountInfo.has_webhooks``) before its next write.
 Events written from a SQLAlchemy session (``outbox.record``) are here too: the campaign
 events (``campaign_running``) and the deleted leads; an import's end is written by its
 last chunk (``imports.chunks``, with ``import_done_data``). These functions only flush:
-the caller's transaction commits
-the change and its events together.
+the caller's transaction commits the change and its events together.
 """
 
 from __future__ import annotations
