@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     # The service's public address (https://host): callbacks' failedFilePath starts with it.
     # Unset: the address the import's request was sent to.
     public_url: str | None = None
+    # Minutes a web console session lasts without a request; then it must sign in again.
+    console_idle_minutes: int = Field(default=30, ge=1, le=7 * 24 * 60)
 
     @field_validator("sqlite_synchronous", "log_level", mode="before")
     @classmethod
