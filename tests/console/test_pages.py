@@ -53,12 +53,12 @@ async def test_creating_a_campaign_shows_errors_next_to_fields_then_creates_it(c
     blank = await acme.post(
         "/console/campaigns", {"name": " ", "dial_type": "Progressive", "routing": "general"}
     )
-    assert blank.status_code == 422
+    assert blank.status_code == 200
     assert field_error(blank.text, "name") == "Give the campaign a name."
     taken = await acme.post(
         "/console/campaigns", {"name": "Sales", "dial_type": "Progressive", "routing": "general"}
     )
-    assert taken.status_code == 422
+    assert taken.status_code == 200
     assert "already has a campaign named 'Sales'" in (field_error(taken.text, "name") or "")
     made = await acme.post(
         "/console/campaigns",
@@ -90,7 +90,7 @@ async def test_settings_refuse_bad_values_in_words_and_save_good_ones(console, a
         "calling_hours": "mon-fri 09:00-20:00",
     }
     bad = await acme.post(url, {**good, "calling_hours": "weekdays", "max_attempts": "0x"})
-    assert bad.status_code == 422
+    assert bad.status_code == 200
     assert "calling hours: cannot read 'weekdays'" in (field_error(bad.text, "calling_hours") or "")
     assert field_error(bad.text, "max_attempts") == "Max attempts: a whole number."
     unchanged = await _campaign(console)
@@ -212,8 +212,8 @@ async def test_an_upload_without_a_phone_column_is_refused_and_queues_nothing(co
         data={"csrf_token": acme.csrf or ""},
         files={"file": ("leads.csv", b"Name\nAsha\n", "text/csv")},
     )
-    assert answer.status_code == 422
-    assert "PhoneNumber" in answer.text
+    assert answer.status_code == 200
+    assert "PhoneNumber" in (field_error(answer.text, "file") or "")
     async with session_scope(console.services.sessionmaker) as session:
         assert list(await session.scalars(select(Import.id))) == []
 
@@ -221,7 +221,7 @@ async def test_an_upload_without_a_phone_column_is_refused_and_queues_nothing(co
 async def test_the_do_not_call_list_adds_finds_removes_and_imports(console, acme):
     await acme.get("/console/dnc")
     bad = await acme.post("/console/dnc", {"number": "12", "note": ""})
-    assert bad.status_code == 422
+    assert bad.status_code == 200
     assert field_error(bad.text, "number")
     added = await acme.post("/console/dnc", {"number": "09876543210", "note": "asked"})
     assert "+919876543210 is on the list." in added.text
@@ -251,7 +251,7 @@ async def test_account_settings_and_a_rotated_key(console, acme, api):
             "default_country": "IN",
         },
     )
-    assert bad.status_code == 422
+    assert bad.status_code == 200
     assert "unknown time zone 'Mars/Base'" in (field_error(bad.text, "timezone") or "")
     assert "rate limit must be between" in (field_error(bad.text, "rate_limit") or "")
     saved = await acme.post(

@@ -44,7 +44,6 @@ async def _dnc_page(
     errors: dict[str, str] | None = None,
     values: dict[str, str] | None = None,
     notice: str | None = None,
-    status: int = 200,
 ) -> Response:
     found: list[dnc.DncEntry] = []
     next_after = None
@@ -66,7 +65,7 @@ async def _dnc_page(
         "values": values or {},
         "notice": notice,
     }
-    return render(request, "dnc.html", context, 422 if errors and not q else status)
+    return render(request, "dnc.html", context)
 
 
 @router.get("/dnc")
@@ -190,7 +189,7 @@ async def _account_page(
         "new_key": new_key,
         "notice": notice,
     }
-    return render(request, "account.html", context, 422 if errors else 200)
+    return render(request, "account.html", context)
 
 
 @router.get("/account")

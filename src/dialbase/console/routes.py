@@ -15,6 +15,7 @@ from dialbase.campaigns import service as campaigns
 from dialbase.campaigns.models import DialType, Routing
 from dialbase.console import account_routes, lead_routes, upload_routes
 from dialbase.console import service as reads
+from dialbase.console.campaign_page import show_campaign
 from dialbase.console.session import (
     COOKIE,
     CSRF_FAILED,
@@ -149,7 +150,7 @@ async def _campaigns_page(
         "errors": errors or {},
         "values": values or {},
     }
-    return render(request, "campaigns.html", context, 422 if errors else 200)
+    return render(request, "campaigns.html", context)
 
 
 @router.get("/campaigns")
@@ -200,19 +201,7 @@ def _create_field(message: str) -> str:
 
 @router.get("/campaigns/{campaign_id:int}")
 async def campaign_page(campaign_id: int, request: Request) -> Response:
-    console = console_of(request)
-    async with signed_in(request, read_only=True) as page:
-        campaign = await reads.own_campaign(page.session, page.account, campaign_id)
-        imports = await reads.recent_imports(page.session, campaign)
-    context = {
-        "page": page,
-        "campaign": campaign,
-        "counts": await console.counts.get(campaign.id),
-        "states": reads.STATES,
-        "chart": await console.chart.get(campaign.id),
-        "imports": imports,
-    }
-    return render(request, "campaign.html", context)
+    return await show_campaign(request, campaign_id)
 
 
 @router.get("/campaigns/{campaign_id:int}/counts")
@@ -275,7 +264,7 @@ async def _settings_page(
         "calling_hours": campaign.calling_hours or "",
     }
     context = {"page": page, "campaign": campaign, "values": shown, "errors": errors or {}}
-    return render(request, "settings.html", context, 422 if errors else 200)
+    return render(request, "settings.html", context)
 
 
 @router.get("/campaigns/{campaign_id:int}/settings")

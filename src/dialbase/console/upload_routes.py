@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from dialbase.campaigns.models import Direction
 from dialbase.console import service as reads
+from dialbase.console.campaign_page import show_campaign
 from dialbase.console.session import CSRF_FAILED, Forbidden, same_token
 from dialbase.console.views import PREFIX, console_of, redirect, render, signed_in
 from dialbase.db import session_scope
@@ -24,6 +25,8 @@ from dialbase.imports import service as imports
 from dialbase.imports.models import ImportStatus
 from dialbase.imports.upload_routes import (
     UPLOADS,
+    PayloadTooLarge,
+    UnsupportedMediaType,
     _receive,
     check_upload,
     max_file_bytes,
@@ -37,7 +40,17 @@ MAX_IMPORT_ID = 2**63 - 1
 @router.post("/campaigns/{campaign_id:int}/imports")
 async def upload(campaign_id: int, request: Request) -> Response:
     """The file is received first (to disk), then the form's CSRF token checked; a refused
-    upload leaves no file and no import behind."""
+    upload leaves no file and no import behind, and the campaign's page says why next to
+    the file field."""
+    try:
+        import_id = await _upload(campaign_id, request)
+    except (Invalid, UnsupportedMediaType, PayloadTooLarge) as exc:
+        return await show_campaign(request, campaign_id, {"file": exc.message})
+    console_of(request).changed(campaign_id)
+    return redirect(f"{PREFIX}/imports/{import_id}")
+
+
+async def _upload(campaign_id: int, request: Request) -> int:
     services = services_of(request)
     async with signed_in(request, read_only=True) as page:
         campaign = await reads.own_campaign(page.session, page.account, campaign_id)
@@ -70,8 +83,7 @@ async def upload(campaign_id: int, request: Request) -> Response:
     except BaseException:
         received.path.unlink(missing_ok=True)
         raise
-    console_of(request).changed(campaign_id)
-    return redirect(f"{PREFIX}/imports/{import_id}")
+    return import_id
 
 
 def _checked(import_id: int) -> int:

@@ -150,7 +150,9 @@ def whole_number(value: str, label: str) -> int:
 
 class FormErrors(Exception):
     """Raised inside a form's transaction (which rolls back): the form is shown again
-    with each message next to its field."""
+    with each message next to its field. That page answers 200: a browser reports every
+    answer of 400 or more in its console as a failed resource, and the page is the
+    form's normal next step, not a failure of the request."""
 
     def __init__(self, errors: dict[str, str], values: dict[str, str]) -> None:
         super().__init__("the form has errors")
