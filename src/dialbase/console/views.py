@@ -42,7 +42,7 @@ from dialbase.services import Services, services_of
 PREFIX = "/console"
 SIGN_IN = f"{PREFIX}/sign-in"
 COUNTS_MAX_AGE = 1.0  # seconds: the live counts' cache
-CHART_MAX_AGE = 10.0
+CHART_MAX_AGE = 5.0
 FORECAST_MAX_AGE = 30.0
 MAX_FIELD_CHARS = 2000
 
