@@ -12,8 +12,9 @@ Costs at a million leads in a campaign (docs/performance.md, "Console"):
   once per campaign per second in each worker (``console.cache``).
 - the leads table pages by keyset, never by offset: by id (``ix_leads_campaign_id_id``),
   by (due_at, id) when filtered by state (``ix_leads_wake``), by id within one number
-  (``ix_leads_campaign_e164``). A name search reads a window of ``NAME_WINDOW`` leads per
-  page in id order and shows the matches in it; "Next" continues after the window.
+  (``ix_leads_campaign_e164``). A name search (a part of the name, any letter case) reads
+  a window of ``NAME_WINDOW`` leads per page in id order and shows up to a page of the
+  matches in it; "Next" continues after the last match shown, or after the window.
 """
 
 from __future__ import annotations
@@ -233,27 +234,29 @@ async def _name_page(
 ) -> LeadPage:
     after, _ = _cursor(query.after, "i")
     window = (
-        await session.execute(
-            select(Lead.id, Lead.name)
-            .where(*live, *state, Lead.id > after)
-            .order_by(Lead.id)
-            .limit(NAME_WINDOW)
+        select(Lead.id, Lead.name)
+        .where(*live, *state, Lead.id > after)
+        .order_by(Lead.id)
+        .limit(NAME_WINDOW)
+        .subquery()
+    )
+    matching = func.lower(window.c.name).contains(text.lower(), autoescape=True)
+    found = list(
+        await session.scalars(
+            select(window.c.id).where(matching).order_by(window.c.id).limit(PAGE + 1)
         )
-    ).all()
-    wanted = text.casefold()
-    matching = [lead_id for lead_id, name in window if name and wanted in name.casefold()]
-    shown = matching[:PAGE]
+    )
+    shown = found[:PAGE]
     leads = (
         list(await session.scalars(select(Lead).where(Lead.id.in_(shown)).order_by(Lead.id)))
         if shown
         else []
     )
-    if len(matching) > PAGE:
+    if len(found) > PAGE:
         next_after: str | None = f"i{shown[-1]}"
-    elif len(window) == NAME_WINDOW:
-        next_after = f"i{window[-1][0]}"
     else:
-        next_after = None
+        last, scanned = (await session.execute(select(func.max(window.c.id), func.count()))).one()
+        next_after = f"i{last}" if scanned == NAME_WINDOW else None
     return LeadPage(leads, next_after, "name")
 
 
