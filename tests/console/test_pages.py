@@ -283,3 +283,18 @@ async def test_account_settings_and_a_rotated_key(console, acme, api):
     assert key.group(1) not in again.text  # shown once
     fresh = ConsoleUser(api)
     assert (await fresh.sign_in("acme", ACME_KEY)).status_code == 401
+
+
+async def test_a_name_search_goes_on_window_after_window(console, acme, monkeypatch):
+    monkeypatch.setattr("dialbase.console.service.NAME_WINDOW", 30)
+    sales = await _campaign(console)
+    ids = await _add_leads(console, sales.id, 100)
+    url: str | None = f"/console/campaigns/{sales.id}/leads?q=PERSON+9"
+    pages: list[list[int]] = []
+    while url:
+        page = await acme.get(url)
+        pages.append(_lead_ids(page.text))
+        url = _next(page.text)
+    assert [i for shown in pages for i in shown] == [ids[9], *ids[90:100]]
+    assert pages[0] == [ids[9]] and pages[-1] == ids[90:100]  # windows of 30 leads
+    assert len(pages) == 4

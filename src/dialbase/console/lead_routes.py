@@ -35,6 +35,7 @@ async def leads_page(
         "query": query,
         "found": found,
         "states": reads.STATES,
+        "name_window": reads.NAME_WINDOW,
     }
     return render(request, "leads.html", context)
 

@@ -41,7 +41,7 @@ from dialbase.leads.models import Lead, LeadStatus
 
 STATES = tuple(s.value for s in LeadStatus if s is not LeadStatus.DELETED)
 PAGE = 50
-NAME_WINDOW = 20_000
+NAME_WINDOW = 10_000
 MAX_QUERY_CHARS = 100
 CHART_HOURS = 24
 NO_CAMPAIGN = "No such campaign in this account."
