@@ -131,3 +131,24 @@ def console_of_request(app: Any) -> Any:
             self.app = app.api
 
     return console_of(_Request())  # type: ignore[arg-type]
+
+
+async def test_a_slow_count_is_kept_five_times_as_long_as_it_took():
+    clock = FakeClock()
+    loads: list[float] = []
+
+    async def load(key: int) -> float:
+        loads.append(clock.now)
+        clock.now += 0.4  # the query took 0.4 s
+        return clock.now
+
+    cache: Cached[int, float] = Cached(load, max_age=1.0, clock=clock)
+    await cache.get(1)
+    clock.now += 1.2  # 1.6 s after the load began: still kept (2 s)
+    await cache.get(1)
+    assert len(loads) == 1
+    clock.now += 0.5  # 2.1 s: refreshed once, the old value served meanwhile
+    await cache.get(1)
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert len(loads) == 2
