@@ -18,6 +18,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import statistics
@@ -315,7 +316,15 @@ def main() -> None:
         RESULTS.mkdir(exist_ok=True)
         out = RESULTS / f"console-{args.backend}.json"
         out.write_text(
-            json.dumps({"leads": args.leads, "browsers": args.browsers, "pages": results}, indent=2)
+            json.dumps(
+                {
+                    "leads": args.leads,
+                    "browsers": args.browsers,
+                    "counts_query_ms": counts_ms,
+                    "pages": results,
+                },
+                indent=2,
+            )
         )
         print(f"written {out.relative_to(ROOT)}")
     finally:
@@ -324,6 +333,7 @@ def main() -> None:
             proc.wait(30)
         if database:
             subprocess.run(["psql", PG_ADMIN, "-qc", f'DROP DATABASE "{database}" WITH (FORCE)'])
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
