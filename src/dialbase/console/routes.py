@@ -94,7 +94,8 @@ async def sign_in_page(request: Request) -> Response:
 
 @router.post("/sign-in")
 async def sign_in(request: Request) -> Response:
-    """A failed sign-in counts against the address's budget, like a refused API call."""
+    """A failed sign-in counts against the address's budget, like a refused API call; an
+    address over its budget is refused before any key is checked."""
     form = await form_of(request)
     store = console_of(request).sessions
     token = form.get("csrf_token")
@@ -103,11 +104,14 @@ async def sign_in(request: Request) -> Response:
         raise Forbidden(CSRF_FAILED)
     username, api_key = text(form, "username"), text(form, "api_key")
     services = services_of(request)
+    address = request.client.host if request.client else "unknown"
+    spent = await services.limiter.address_spent(address)
+    if spent:  # over the budget: no key is checked, right or wrong
+        return await _sign_in_form(request, TOO_MANY.format(spent), username, 429)
     account = None
     if username and api_key:
         account = await services.auth.key_account(username, api_key)
     if account is None:
-        address = request.client.host if request.client else "unknown"
         wait = await services.limiter.hit_address(address)
         message = TOO_MANY.format(wait) if wait else SIGN_IN_FAILED
         return await _sign_in_form(request, message, username, 429 if wait else 401)
