@@ -41,6 +41,7 @@ from dialbase.compat.schemas import add_to_openapi
 from dialbase.compat.service import AddCampaignData
 from dialbase.compat.tokens import GenerateToken, Tokens
 from dialbase.config import Settings
+from dialbase.console import routes as console
 from dialbase.db import backend_name, create_engine, make_sessionmaker
 from dialbase.dialer import routes as dialer
 from dialbase.dialer.service import Dialer
@@ -212,6 +213,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Dia
     api.include_router(imports.router)
     api.include_router(upload_routes.router)
     api.include_router(webhooks.router)
+    console.install(api)
     responses.install(api)
 
     def openapi() -> dict[str, Any]:

@@ -90,6 +90,8 @@ class Settings(BaseSettings):
     webhook_poll_seconds: float = Field(default=1.0, gt=0)
     # Days delivered and failed events stay listed before they are deleted.
     webhook_keep_days: float = Field(default=7.0, gt=0)
+    # Minutes a web console session lasts without a request; then it must sign in again.
+    console_idle_minutes: int = Field(default=30, ge=1, le=7 * 24 * 60)
 
     @field_validator("sqlite_synchronous", "log_level", "log_format", mode="before")
     @classmethod

@@ -2,6 +2,7 @@
 
 from dialbase.accounts.models import Account, ConfigRevision
 from dialbase.campaigns.models import Campaign
+from dialbase.console.models import ConsoleSession
 from dialbase.dialer.models import Lease
 from dialbase.dnc.models import DncEntry
 from dialbase.idempotency_models import IdempotencyKey
@@ -15,6 +16,7 @@ __all__ = [
     "CampaignNumber",
     "CampaignZones",
     "ConfigRevision",
+    "ConsoleSession",
     "DncEntry",
     "IdempotencyKey",
     "Import",
