@@ -146,14 +146,46 @@ async def _seed(url: str) -> None:
             for i in range(bench_accounts()):
                 user = f"bench{i:03d}"
                 key = account_key(i)
-                await create_account(session, user, api_key=key, rate_limit=ACCOUNT_LIMIT)
+                account, _ = await create_account(
+                    session, user, api_key=key, rate_limit=ACCOUNT_LIMIT
+                )
                 await create_campaign(session, user, "Bench", dial_type="Progressive")
+                if webhook_events():
+                    await _webhook(session, account)
     finally:
         await engine.dispose()
 
 
+def webhook_events() -> list[str]:
+    """``BENCH_WEBHOOK_EVENTS`` (comma-separated): give every bench account a webhook
+    enabling these events (empty: no webhook, the default)."""
+    return [item for item in os.environ.get("BENCH_WEBHOOK_EVENTS", "").split(",") if item]
+
+
+async def _webhook(session, account) -> None:
+    """A webhook to a closed local port: its address is refused at send time (private
+    addresses are not allowed to the server), so each event is written, claimed once and
+    kept as failed, without network traffic."""
+    from dialbase.webhooks.service import WebhookRequest, put_webhook
+
+    request = WebhookRequest("http://127.0.0.1:9/bench", None, tuple(webhook_events()))
+    await put_webhook(session, account, None, request)
+
+
 def _ppid(pid: str) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` and its descendants so far."""
+    total = 0
+    for p in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def process_tree(root: int) -> list:

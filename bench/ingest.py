@@ -24,6 +24,7 @@ from benchlib import (
     REFERENCE_CMD,
     RESULTS,
     ROOT,
+    cpu_seconds,
     ensure_wrk,
     environment,
     profile,
@@ -44,6 +45,7 @@ COLUMNS = (
     "req/s",
     "p50 ms",
     "p99 ms",
+    "CPU us/req",
     "Success %",
     "non-2xx",
     "socket err",
@@ -106,7 +108,16 @@ def bench_app(args, backend: str, app: str) -> dict:
             runner, server.port, api_key=key, connections=args.connections, threads=args.threads
         )
         load(args.warmup, 0)
-        runs = [show_run(backend, app, i, load(args.duration, i)) for i in range(1, args.runs + 1)]
+
+        def measured(i: int) -> dict:
+            """One run, with the server's CPU time (its process tree) per request."""
+            before = cpu_seconds(server.pid)
+            result = load(args.duration, i)
+            spent = cpu_seconds(server.pid) - before
+            result["cpu_us"] = spent * 1e6 / max(result["requests"], 1)
+            return result
+
+        runs = [show_run(backend, app, i, measured(i)) for i in range(1, args.runs + 1)]
         rss = rss_kb(server.pid)
         print(f"{backend:8} {app:9} server RSS after the runs: {rss / 1024:.1f} MiB", flush=True)
         if args.profile and app != "reference":
@@ -119,7 +130,7 @@ def bench_app(args, backend: str, app: str) -> dict:
 def show_run(backend: str, app: str, i: int, r: dict) -> dict:
     print(
         f"{backend:8} {app:9} run {i}: {r['rps']:9.0f} req/s  p50 {r['p50_us'] / 1000:6.2f} ms"
-        f"  p99 {r['p99_us'] / 1000:6.2f} ms  status {r['status']}",
+        f"  p99 {r['p99_us'] / 1000:6.2f} ms  CPU {r['cpu_us']:5.0f} us/req  status {r['status']}",
         flush=True,
     )
     return r
@@ -138,6 +149,7 @@ def summarize(backend: str, app: str, runs: list, rss: int) -> dict:
         "rps": median("rps"),
         "p50_ms": median("p50_us") / 1000,
         "p99_ms": median("p99_us") / 1000,
+        "cpu_us": median("cpu_us"),
         "requests": total("requests"),
         "non_2xx": total("non_2xx"),
         "socket_errors": total("socket_errors"),
@@ -168,6 +180,7 @@ def markdown_table(rows: list, apps: tuple = APPS) -> str:
             f"{r['rps']:.0f}",
             f"{r['p50_ms']:.2f}",
             f"{r['p99_ms']:.2f}",
+            f"{r['cpu_us']:.0f}",
             f"{success:.1f}",
             r["non_2xx"],
             r["socket_errors"],

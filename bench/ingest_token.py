@@ -19,11 +19,9 @@ import argparse
 import asyncio
 import functools
 import http.client
-import os
 import shlex
 import statistics
 from datetime import UTC, datetime
-from pathlib import Path
 
 import orjson
 from benchlib import (
@@ -34,12 +32,12 @@ from benchlib import (
     RESULTS,
     ROOT,
     SERVER_ENV,
+    cpu_seconds,
     die,
     ensure_wrk,
     environment,
     free_port,
     fresh_database,
-    process_tree,
     profile,
     running_server,
     warn_if_busy,
@@ -96,18 +94,6 @@ def generate_token(port: int) -> str:
     if "token" not in answer:
         die(f"generateToken answered {answer}")
     return str(answer["token"])
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of ``pid`` and its descendants so far."""
-    total = 0
-    for p in process_tree(pid):
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 def show(mode: str, i: int, r: dict) -> dict:

@@ -5,7 +5,8 @@ a dispatcher that hands ``POST /ca_apis/AddCampaignData`` (the hot path, a bare 
 endpoint) to ``compat.routes``, the older add endpoint (also bare ASGI, any method) to
 ``compat.legacy_routes``, and everything else to the FastAPI application. A
 middleware added to ``MIDDLEWARE`` sees every request, the hot path's included; one added
-with ``api.add_middleware`` would see every request but the hot path's.
+with ``api.add_middleware`` would see every request but the hot path's. The outermost,
+``observability.middleware``, gives each request its id, counts and times it.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from dialbase.compat.schemas import add_to_openapi
 from dialbase.compat.service import AddCampaignData
 from dialbase.compat.tokens import GenerateToken, Tokens
 from dialbase.config import Settings
+from dialbase.console import routes as console
 from dialbase.db import backend_name, create_engine, make_sessionmaker
 from dialbase.dialer import routes as dialer
 from dialbase.dialer.service import Dialer
@@ -55,14 +57,19 @@ from dialbase.imports import upload_routes
 from dialbase.imports.runner import ImportRunner
 from dialbase.leads.writer import GroupCommitWriter, make_store
 from dialbase.migrate import upgrade
+from dialbase.observability import routes as metrics_routes
+from dialbase.observability.gauges import ScrapeGauges
+from dialbase.observability.middleware import observe
 from dialbase.ratelimit import Limiter
 from dialbase.services import Services
 from dialbase.sqlite_writer import SQLiteWriter
+from dialbase.webhooks import routes as webhooks
+from dialbase.webhooks.delivery import WebhookDispatcher
 
 log = logging.getLogger("dialbase")
 
 Middleware = Callable[[ASGIApp], ASGIApp]
-MIDDLEWARE: Sequence[Middleware] = (idempotency,)  # outermost first
+MIDDLEWARE: Sequence[Middleware] = (observe, idempotency)  # outermost first
 
 
 class Dialbase:
@@ -134,6 +141,7 @@ def _lifespan(
         auth = FamilyAuth(directory, limiter, Tokens(sessionmaker, settings.token_secret))
         dialer = Dialer(directory, queue)
         runner = ImportRunner(sessionmaker, settings, sqlite)
+        dispatcher = WebhookDispatcher(sessionmaker, settings)
         services = Services(
             settings=settings,
             engine=engine,
@@ -154,16 +162,21 @@ def _lifespan(
             dialer=dialer,
             dnc=dnc,
             imports=runner,
+            gauges=ScrapeGauges(engine, sessionmaker, settings.metrics_count_seconds),
+            webhooks=dispatcher,
         )
         app.state.services = fast_path.services = legacy.services = services
         # What exists now lives as long as the process: keep it out of the collector's
         # full passes, which otherwise add their pause to the slowest requests.
         gc.freeze()
         runner.start()
+        dispatcher.start()
         try:
             yield
         finally:
+            await dispatcher.close()
             await runner.close()
+            await services.gauges.close()
             await writer.close()
             await queue.close()
             if sqlite is not None:
@@ -190,6 +203,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Dia
     # Reached only through the router (e.g. a method other than POST gets 405).
     api.router.routes.append(Route(compat.PATH, fast_path, methods=["POST"]))
     api.include_router(health_router)
+    api.include_router(metrics_routes.router)
     api.include_router(dialer.router)
     api.include_router(dnc.router)
     api.include_router(token_routes.router)
@@ -198,6 +212,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Dia
     api.include_router(bulk_routes.router)
     api.include_router(imports.router)
     api.include_router(upload_routes.router)
+    api.include_router(webhooks.router)
+    console.install(api)
     responses.install(api)
 
     def openapi() -> dict[str, Any]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import os
+import sqlite3
 import sys
+from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -12,7 +14,7 @@ from zoneinfo import ZoneInfo
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dialbase import __version__, server
+from dialbase import __version__, backup, server
 from dialbase.accounts import service as accounts
 from dialbase.campaigns import service as campaigns
 from dialbase.cli_common import (
@@ -29,6 +31,7 @@ from dialbase.cli_common import (
     with_session,
 )
 from dialbase.config import Settings
+from dialbase.db import DatabaseURLError
 from dialbase.demo import (
     Demo,
     demo_key_file,
@@ -43,6 +46,7 @@ from dialbase.dnc.cli import dnc_app
 from dialbase.errors import Invalid
 from dialbase.imports.cli import register as register_import_command
 from dialbase.leads.service import EXPORT_FIELDS, iter_leads
+from dialbase.webhooks.cli import webhooks_app
 
 # Plain click help (no rich boxes): option names are never cut at narrow widths.
 HELP = {"max_content_width": 120}
@@ -62,13 +66,14 @@ def _group(text: str) -> typer.Typer:
 account_app = _group("Create, list and change accounts.")
 campaign_app = _group("Create, list, change, start and stop campaigns.")
 leads_app = _group("Read leads back out; say why one is not being dialed.")
-db_app = _group("Database schema.")
+db_app = _group("Database schema and backups.")
 app.add_typer(account_app, name="account")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(leads_app, name="leads")
 app.add_typer(db_app, name="db")
 app.add_typer(dialer_app, name="dialer")
 app.add_typer(dnc_app, name="dnc")
+app.add_typer(webhooks_app, name="webhooks")
 register_dialer_commands(campaign_app, leads_app)
 register_import_command(leads_app)
 
@@ -113,7 +118,9 @@ REDIS_SCHEMES = ("redis", "rediss", "unix")
 def serve(
     database_url: DatabaseURL = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    port: Annotated[
+        int, typer.Option(min=1, max=65535, envvar="DIALBASE_PORT", help="Port to listen on.")
+    ] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
     redis_url: Annotated[
         str | None,
@@ -125,7 +132,13 @@ def serve(
     demo: Annotated[
         bool, typer.Option("--demo", help="Create demo data (once) and print its credentials.")
     ] = False,
-    access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            envvar="DIALBASE_ACCESS_LOG",
+            help="Log every request (id, account, endpoint, status, time; never keys or numbers).",
+        ),
+    ] = False,
     forwarded_allow_ips: Annotated[
         str | None,
         typer.Option(
@@ -143,17 +156,17 @@ def serve(
     if not demo:
         with_session(settings, _noop, access="upgrade")
     os.environ["DIALBASE_DATABASE_URL"] = settings.database_url
+    os.environ["DIALBASE_ACCESS_LOG"] = "true" if access_log else "false"
     if settings.redis_url:
         os.environ["DIALBASE_REDIS_URL"] = settings.redis_url
     if demo_info is not None:
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         print_demo(demo_info, f"http://{shown}:{port}")
     server.run(
-        settings,
+        settings.model_copy(update={"access_log": access_log}),
         host=host,
         port=port,
         workers=workers,
-        access_log=access_log,
         forwarded_allow_ips=forwarded_allow_ips,
     )
 
@@ -193,6 +206,26 @@ def db_upgrade(database_url: DatabaseURL = None) -> None:
     settings = settings_for(database_url)
     migration = migrate_database(settings)
     typer.echo(f"{migration.describe()} in {shown_url(settings.database_url)}")
+
+
+@db_app.command("backup")
+def db_backup(
+    file: Annotated[Path, typer.Argument(help="Where to write the copy.", show_default=False)],
+    force: Annotated[bool, typer.Option("--force", help="Replace FILE if it exists.")] = False,
+    database_url: DatabaseURL = None,
+) -> None:
+    """Copy a SQLite database to FILE, safely while the server runs (SQLite's online backup).
+
+    PostgreSQL: use pg_dump (docs/deploy.md).
+    """
+    settings = settings_for(database_url)
+    try:
+        done = backup.backup_sqlite(settings.database_url, file, force=force)
+    except (backup.BackupError, DatabaseURLError) as exc:
+        fail(str(exc))
+    except (sqlite3.Error, OSError) as exc:
+        fail(f"cannot back up {shown_url(settings.database_url)}: {type(exc).__name__}: {exc}")
+    typer.echo(f"backed up {done.source} to {done.target} ({done.size} bytes)")
 
 
 @account_app.command("create")

@@ -33,6 +33,7 @@ from dialbase.db import (
 )
 from dialbase.errors import DialbaseError
 from dialbase.migrate import Migration, SchemaState, known_revisions, schema_state, upgrade
+from dialbase.observability.logs import json_line
 
 T = TypeVar("T")
 # What a command may do to the schema of the database it is pointed at:
@@ -223,7 +224,10 @@ def _report(settings: Settings, migration: Migration) -> None:
     """One line on stderr when the schema was created or migrated."""
     if migration.before == migration.after:
         return
-    typer.echo(f"{migration.describe()} in {shown_url(settings.database_url)}", err=True)
+    message = f"{migration.describe()} in {shown_url(settings.database_url)}"
+    if settings.log_format == "json":  # `serve`'s log is JSON from its first line
+        message = json_line("dialbase.migrate", message)
+    typer.echo(message, err=True)
 
 
 def print_json(value: Any) -> None:

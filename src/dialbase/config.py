@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     # in the database, so every worker of a deployment shares it.
     token_secret: str | None = Field(default=None, min_length=32, repr=False)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    # "text" (uvicorn's format) or "json" (one object per line); see docs/operations.md.
+    log_format: Literal["text", "json"] = "text"
+    # One log line per answered request (dialbase.access); `serve --access-log` sets it.
+    access_log: bool = False
+    # Seconds between two counts of leads by state for /metrics (per worker, single-flight).
+    metrics_count_seconds: float = Field(default=30.0, ge=0)
     # HTTP server (see docs/deploy.md). X-Forwarded-For is trusted from these proxies only
     # (comma-separated addresses or networks, "*" for any); unset trusts none.
     forwarded_allow_ips: str | None = None
@@ -69,8 +75,25 @@ class Settings(BaseSettings):
     # The service's public address (https://host): callbacks' failedFilePath starts with it.
     # Unset: the address the import's request was sent to.
     public_url: str | None = None
+    # Outcome webhooks (docs/webhooks.md). A failed delivery is tried again after
+    # base * 2^(attempts - 1) seconds (at most ``max``, less a random part of up to half),
+    # until ``window`` seconds after the event; then it is kept as failed.
+    webhook_retry_base_seconds: float = Field(default=10.0, gt=0)
+    webhook_retry_max_seconds: float = Field(default=3600.0, gt=0)
+    webhook_retry_window_seconds: float = Field(default=86_400.0, gt=0)
+    # Longest wait for a receiver's answer; past it the attempt failed.
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    # How long a worker holds the events it is sending; a killed worker's are taken over
+    # by another once this passed.
+    webhook_lease_seconds: float = Field(default=60.0, gt=0)
+    # Seconds between two looks for due events when there were none.
+    webhook_poll_seconds: float = Field(default=1.0, gt=0)
+    # Days delivered and failed events stay listed before they are deleted.
+    webhook_keep_days: float = Field(default=7.0, gt=0)
+    # Minutes a web console session lasts without a request; then it must sign in again.
+    console_idle_minutes: int = Field(default=30, ge=1, le=7 * 24 * 60)
 
-    @field_validator("sqlite_synchronous", "log_level", mode="before")
+    @field_validator("sqlite_synchronous", "log_level", "log_format", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value

@@ -21,6 +21,8 @@ from http import HTTPStatus
 import asyncpg
 import sqlalchemy.exc
 
+from dialbase.observability.metrics import DATABASE_ERRORS
+
 log = logging.getLogger("dialbase.database")
 
 
@@ -152,7 +154,8 @@ def database_unavailable(exc: BaseException) -> bool:
 
 class OutageLog:
     """Logs a database outage once when it starts, every minute while it lasts, and once
-    when it ends; never a traceback per request."""
+    when it ends; never a traceback per request. Counts every failure
+    (``dialbase_database_errors_total``)."""
 
     REPEAT_SECONDS = 60.0
 
@@ -163,6 +166,7 @@ class OutageLog:
 
     def failed(self, exc: BaseException) -> None:
         now = time.monotonic()
+        DATABASE_ERRORS.inc()
         self._failures += 1
         if self.down_since is None:
             self.down_since = self._logged_at = now

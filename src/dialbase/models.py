@@ -2,11 +2,13 @@
 
 from dialbase.accounts.models import Account, ConfigRevision
 from dialbase.campaigns.models import Campaign
+from dialbase.console.models import ConsoleSession
 from dialbase.dialer.models import Lease
 from dialbase.dnc.models import DncEntry
 from dialbase.idempotency_models import IdempotencyKey
 from dialbase.imports.models import Import, ImportResult, ImportRow
 from dialbase.leads.models import CampaignNumber, CampaignZones, Lead, WriteBatch
+from dialbase.webhooks.models import Webhook, WebhookEvent
 
 __all__ = [
     "Account",
@@ -14,6 +16,7 @@ __all__ = [
     "CampaignNumber",
     "CampaignZones",
     "ConfigRevision",
+    "ConsoleSession",
     "DncEntry",
     "IdempotencyKey",
     "Import",
@@ -21,5 +24,7 @@ __all__ = [
     "ImportRow",
     "Lead",
     "Lease",
+    "Webhook",
+    "WebhookEvent",
     "WriteBatch",
 ]

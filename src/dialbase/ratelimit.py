@@ -37,6 +37,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from typing import Any
 
 import redis.asyncio  # noqa: F401  (imported whole before any thread builds a storage:
 
@@ -48,6 +49,8 @@ from limits.aio.strategies import (
     RateLimiter,
     SlidingWindowCounterRateLimiter,
 )
+
+from dialbase.observability.metrics import RATE_LIMITED, REDIS_ERRORS
 
 log = logging.getLogger("dialbase.ratelimit")
 SWEEP_SECONDS = 1.0
@@ -188,17 +191,27 @@ class Limiter:
         """Count one request that failed authentication, by client address."""
         return await self._hit(self.address_item, "address", address)
 
-    async def _hit(self, item: RateLimitItem, *key: str) -> int | None:
+    async def address_spent(self, address: str) -> int | None:
+        """Whether the address has used up its budget of failed authentications, without
+        counting a request: the Retry-After seconds if so (the console's sign-in asks
+        before it checks a key, so that guessing stops at the budget)."""
+        return await self._hit(self.address_item, "address", address, count=_peek)
+
+    async def _hit(
+        self, item: RateLimitItem, *key: str, count: Callable[..., Any] | None = None
+    ) -> int | None:
+        count = count or _count
         if self.shared is not None and self.circuit.allows():
             try:
                 async with asyncio.timeout(self.timeout):
-                    wait = await _count(self.shared, item, key)
+                    wait = await count(self.shared, item, key)
             except Exception as exc:  # Redis down or hung: fail open onto in-process counters
+                REDIS_ERRORS.inc()
                 self.circuit.failed(self._why(exc))
             else:
                 self.circuit.succeeded()
-                return wait
-        return await _count(self.memory, item, key)
+                return _refused(wait, key)
+        return _refused(await count(self.memory, item, key), key)
 
     def _why(self, exc: Exception) -> str:
         if isinstance(exc, TimeoutError):
@@ -221,9 +234,28 @@ class Limiter:
             if not answered:
                 raise ConnectionError("no answer to PING")
         except Exception as exc:
+            REDIS_ERRORS.inc()
             self.circuit.failed(self._why(exc))
             raise RedisUnavailable(self.circuit.describe()) from exc
         self.circuit.succeeded()
+
+
+_REFUSALS = {limit: RATE_LIMITED.labels(limit) for limit in ("account", "address")}
+
+
+def _refused(wait: int | None, key: tuple[str, ...]) -> int | None:
+    """``wait`` as it is; a refusal (a wait) is counted by limit (``account``, ``address``)."""
+    if wait is not None:
+        _REFUSALS[key[0]].inc()
+    return wait
+
+
+async def _peek(limiter: RateLimiter, item: RateLimitItem, key: tuple[str, ...]) -> int | None:
+    """None while one more hit would be allowed (counting nothing), else the wait."""
+    if await limiter.test(item, *key):
+        return None
+    stats = await limiter.get_window_stats(item, *key)
+    return max(1, math.ceil(stats.reset_time - time.time()))
 
 
 async def _count(limiter: RateLimiter, item: RateLimitItem, key: tuple[str, ...]) -> int | None:

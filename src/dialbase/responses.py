@@ -8,6 +8,8 @@ Then each API family has one body shape:
 - the compatible endpoints (``/ca_apis/...``) answer ``{"status": "false", "message",
   "data": null}`` (``compat_answer``, used by the bare ASGI endpoint itself, and the
   framework handlers for anything else under that prefix);
+- the web console (``/console``) answers an HTML page, or sends the browser to sign in
+  (``console.views.error_page``);
 - everything else (``/v1``, operations, unknown paths) answers RFC 9457 problem details
   (``problem``).
 
@@ -31,6 +33,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from dialbase.compat.answers import Answer, false_body
+from dialbase.console.views import error_page
 from dialbase.errors import (
     DatabaseUnavailable,
     DialbaseError,
@@ -138,12 +141,25 @@ def response_of(path: str, exc: BaseException, *, log_bugs: bool = True) -> Resp
     return problem(error.status, error.message, headers_of(error) or None, error.title)
 
 
+CONSOLE_PREFIX = "/console"
+
+
+def _in_console(path: str) -> bool:
+    return path == CONSOLE_PREFIX or path.startswith(CONSOLE_PREFIX + "/")
+
+
 async def _handle(request: Request, exc: Exception) -> Response:
+    if _in_console(request.url.path):
+        error = error_of(exc)
+        return error_page(request, error, headers_of(error))
     return response_of(request.url.path, exc)
 
 
 async def _handle_bug(request: Request, exc: Exception) -> Response:
     # Starlette re-raises the exception after this answer, and the server logs it.
+    if _in_console(request.url.path):
+        error = error_of(exc, log_bugs=False)
+        return error_page(request, error, headers_of(error))
     return response_of(request.url.path, exc, log_bugs=False)
 
 

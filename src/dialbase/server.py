@@ -21,7 +21,6 @@ and once per connection for its first request.
 from __future__ import annotations
 
 import asyncio
-import copy
 import functools
 import http
 import logging
@@ -29,12 +28,13 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import uvicorn
-import uvicorn.config
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from dialbase.config import Settings
+from dialbase.observability.logs import log_config
+from dialbase.observability.multiproc import multiprocess_dir
 
 logger = logging.getLogger("dialbase.server")
 
@@ -45,18 +45,25 @@ def run(
     host: str,
     port: int,
     workers: int,
-    access_log: bool,
     forwarded_allow_ips: str | None,
 ) -> None:
     """Serve ``dialbase.app:create_app`` until stopped.
 
     X-Forwarded-For is trusted only from ``forwarded_allow_ips``, else from the setting
-    ``DIALBASE_FORWARDED_ALLOW_IPS``; from no one when both are unset.
+    ``DIALBASE_FORWARDED_ALLOW_IPS``; from no one when both are unset. The request log is
+    dialbase's (``DIALBASE_ACCESS_LOG``, ``observability.logs``); uvicorn's access log,
+    which writes paths and query strings as sent (keys among them), stays off. With
+    several workers the metrics are shared through a fresh ``PROMETHEUS_MULTIPROC_DIR``.
     """
     trusted = forwarded_allow_ips
     if trusted is None:
         trusted = settings.forwarded_allow_ips
     trusted = trusted or None  # "" trusts no one too
+    with multiprocess_dir(workers):
+        _run(settings, host=host, port=port, workers=workers, trusted=trusted)
+
+
+def _run(settings: Settings, *, host: str, port: int, workers: int, trusted: str | None) -> None:
     uvicorn.run(
         "dialbase.app:create_app",
         factory=True,
@@ -66,25 +73,14 @@ def run(
         http=protocol_factory(settings),
         ws="none",
         log_level=settings.log_level,
-        log_config=log_config(settings.log_level),
-        access_log=access_log,
+        log_config=log_config(settings.log_level, settings.log_format, settings.access_log),
+        access_log=False,
         proxy_headers=trusted is not None,
         forwarded_allow_ips=trusted,
         timeout_keep_alive=settings.keep_alive_timeout,  # type: ignore[arg-type]
         limit_concurrency=settings.max_connections,
         h11_max_incomplete_event_size=settings.max_header_bytes,
     )
-
-
-def log_config(level: str) -> dict[str, object]:
-    """uvicorn's logging setup, plus dialbase's own loggers at the same level."""
-    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
-    config["loggers"]["dialbase"] = {
-        "handlers": ["default"],
-        "level": level.upper(),
-        "propagate": False,
-    }
-    return config
 
 
 @dataclass(frozen=True)

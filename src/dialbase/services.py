@@ -23,7 +23,9 @@ from dialbase.dialer.service import Dialer
 from dialbase.dnc.service import DncLists
 from dialbase.imports.runner import ImportRunner
 from dialbase.leads.writer import GroupCommitWriter
+from dialbase.observability.gauges import ScrapeGauges
 from dialbase.ratelimit import Limiter
+from dialbase.webhooks.delivery import WebhookDispatcher
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +45,8 @@ class Services:
     dialer: Dialer
     dnc: DncLists
     imports: ImportRunner
+    gauges: ScrapeGauges
+    webhooks: WebhookDispatcher
 
 
 def services_of(request: Request) -> Services:

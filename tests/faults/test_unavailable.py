@@ -80,10 +80,10 @@ async def test_a_database_that_does_not_exist_answers_503_everywhere_logged_once
 @needs_postgres
 @pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 async def test_too_many_connections_answers_503_and_the_writer_recovers(backend):
-    """A role allowed four connections (the pool, the lead writer and the import runner
-    each hold one): beyond them PostgreSQL refuses (53300)."""
+    """A role allowed five connections (the pool, the lead writer, the import runner and
+    the webhook dispatcher each hold one): beyond them PostgreSQL refuses (53300)."""
     role = f"dialbase_few_{uuid.uuid4().hex[:8]}"
-    await admin(f'CREATE ROLE "{role}" LOGIN CONNECTION LIMIT 4')
+    await admin(f'CREATE ROLE "{role}" LOGIN CONNECTION LIMIT 5')
     owner = await asyncpg.connect(asyncpg_dsn(backend.database_url))
     try:
         database = backend.database_url.rsplit("/", 1)[1]

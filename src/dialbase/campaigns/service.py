@@ -16,6 +16,7 @@ from dialbase.dialer import hours
 from dialbase.dialer.models import RETRYABLE, Outcome
 from dialbase.errors import Conflict, Invalid, NotFound
 from dialbase.leads.models import Lead, LeadStatus
+from dialbase.webhooks import service as webhooks
 
 MAX_ATTEMPTS_LIMIT = 100
 MAX_RETRY_DELAY = 30 * 24 * 3600
@@ -196,14 +197,18 @@ async def update_campaign(
 
 
 async def set_running(session: AsyncSession, campaign: Campaign, running: bool) -> bool:
-    """Start or stop a campaign; returns whether its state changed."""
+    """Start or stop a campaign; returns whether its state changed (and records its
+    webhook event when it did)."""
     result = await session.execute(
         update(Campaign)
         .where(Campaign.id == campaign.id, Campaign.running.is_(not running))
         .values(running=running)
     )
     campaign.running = running
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    changed = bool(result.rowcount)  # type: ignore[attr-defined]
+    if changed:  # campaign.started or campaign.stopped, committed with the change
+        await webhooks.campaign_running(session, campaign, running)
+    return changed
 
 
 async def lead_count(session: AsyncSession, campaign_id: int) -> int:

@@ -32,6 +32,7 @@ from dialbase.compat import answers, fields
 from dialbase.compat.answers import Answer, false_body
 from dialbase.compat.directory import NO_ACCOUNT, AccountInfo, Directory
 from dialbase.compat.tokens import Tokens
+from dialbase.observability.logs import note_account
 from dialbase.ratelimit import Limiter
 
 RATE_LIMITED = "Too many requests for this account or address; retry after {} seconds."
@@ -167,6 +168,7 @@ class FamilyAuth:
             return await self.refused(address, TOKEN_EXPIRED)
         if account.auth_mode != AuthMode.TOKEN_AUTH:
             return Answer(answers.NOT_BASIC_AUTH)
+        note_account(account.username)
         return account
 
     async def key_account(self, username: str, api_key: str) -> AccountInfo | None:
@@ -175,11 +177,17 @@ class FamilyAuth:
         key cost the same work."""
         account = await self.directory.account(username)
         stored_hash = account.api_key_hash if account is not None else NO_ACCOUNT
-        return account if key_matches(stored_hash, api_key) and account is not None else None
+        if account is None or not key_matches(stored_hash, api_key):
+            return None
+        note_account(username)
+        return account
 
     async def account_by_key(self, api_key: str) -> AccountInfo | None:
         """The account whose key this is (keys are unique across accounts)."""
-        return await self.directory.account_by_key(api_key)
+        account = await self.directory.account_by_key(api_key)
+        if account is not None:
+            note_account(account.username)
+        return account
 
     async def refused(self, address: str, body: answers.Body) -> Answer:
         """A refused authentication, counted against the address: ``body``, or HTTP 429

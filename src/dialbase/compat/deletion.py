@@ -42,6 +42,7 @@ from dialbase.compat.auth import Credentials, FamilyAuth
 from dialbase.compat.directory import AccountInfo
 from dialbase.db import session_scope, utcnow
 from dialbase.leads.models import CampaignNumber, Lead, LeadStatus
+from dialbase.webhooks import service as webhooks
 
 DELETE_ONE = "deleteCampaignData"  # the endpoint's name in the rate limiter
 DELETE_BULK = "DeleteBulkData"
@@ -111,13 +112,16 @@ async def delete_numbers(
         rows = await session.execute(select(Lead.id, Lead.name).where(live))
         matching = [lead_id for lead_id, lead_name in rows if same_name(lead_name, name)]
         chosen = and_(Lead.id.in_(matching), Lead.status != DELETED)
-    result = await session.execute(
+    deleted = await session.execute(
         update(Lead)
         .where(chosen)
         .values(status=DELETED, deleted_at=utcnow())
+        .returning(Lead.id, Lead.campaign_id, Lead.phone_number, Lead.name)
         .execution_options(synchronize_session=False)
     )
-    count = int(result.rowcount)  # type: ignore[attr-defined]
+    gone = [(row.id, row.campaign_id, row.phone_number, row.name) for row in deleted]
+    await webhooks.leads_deleted(session, gone)  # one lead.deleted per lead
+    count = len(gone)
     remaining = select(Lead.campaign_id, Lead.phone_e164).where(live).distinct()
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     await session.execute(

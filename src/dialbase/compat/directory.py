@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from dialbase.accounts.models import Account, ConfigRevision
@@ -25,6 +25,8 @@ from dialbase.accounts.service import hash_api_key, key_matches
 from dialbase.campaigns.models import Campaign
 from dialbase.dialer import hours
 from dialbase.dialer.hours import CallingHours
+from dialbase.observability.logs import note_account
+from dialbase.webhooks.models import Webhook
 
 T = TypeVar("T")
 NO_ACCOUNT = "0" * 64  # compared with when the user name is unknown, so both paths hash
@@ -42,6 +44,9 @@ class AccountInfo:
     default_country: str | None = None
     max_daily_attempts: int = 0
     token_id: str | None = None  # the id of the newest bearer token (older ones are refused)
+    # Whether the account has any webhook (its own or a campaign's): the hot write paths
+    # write webhook events only then (``webhooks.outbox``).
+    has_webhooks: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,16 +108,32 @@ class Directory:
         self._advance(revision)
         return row, revision
 
+    async def _load_account(self, statement: Select[Any]) -> AccountInfo | None:
+        """An account and whether it has webhooks (one statement, whether the account
+        exists or not), read after the revision."""
+        hooked = exists().where(Webhook.account_id == Account.id).correlate(Account)
+        async with self._sessionmaker() as session:
+            revision = await self._current_revision(session)
+            found = (await session.execute(statement.add_columns(hooked))).first()
+        self._advance(revision)
+        if found is None:
+            return None
+        return account_info(found[0], revision, has_webhooks=bool(found[1]))
+
     async def authenticate(self, username: str, api_key: str) -> AccountInfo | None:
         """The account if ``api_key`` is its key. The cache answers a match; a miss or a
         wrong key reads the account afresh (a key may have just changed), and an unknown
         user name and a wrong key cost the same work: one read, one key comparison."""
         cached = self._accounts.get(username)
         if cached is not None and key_matches(cached.api_key_hash, api_key):
+            note_account(username)
             return cached
         account = await self.account(username)
         stored_hash = account.api_key_hash if account is not None else NO_ACCOUNT
-        return account if key_matches(stored_hash, api_key) and account is not None else None
+        if account is None or not key_matches(stored_hash, api_key):
+            return None
+        note_account(username)
+        return account
 
     def cached(self, username: str) -> AccountInfo | None:
         """The account as this worker last read it, if it did (may be out of date)."""
@@ -125,21 +146,19 @@ class Directory:
         cached = self._by_key.get(key_hash)
         if cached is not None:
             return cached
-        row, revision = await self._load(select(Account).where(Account.api_key_hash == key_hash))
-        if row is None:
+        info = await self._load_account(select(Account).where(Account.api_key_hash == key_hash))
+        if info is None:
             return None
-        info = account_info(row, revision)
-        if revision == self.revision:
+        if info.revision == self.revision:
             self._by_key[key_hash] = info
         return info
 
     async def account(self, username: str) -> AccountInfo | None:
         """The account as the database holds it now (and cached for later)."""
-        row, revision = await self._load(select(Account).where(Account.username == username))
-        if row is None:
+        info = await self._load_account(select(Account).where(Account.username == username))
+        if info is None:
             return None
-        info = account_info(row, revision)
-        if revision == self.revision:
+        if info.revision == self.revision:
             self._accounts[username] = info
         return info
 
@@ -159,7 +178,7 @@ class Directory:
         return info
 
 
-def account_info(row: Account, revision: int) -> AccountInfo:
+def account_info(row: Account, revision: int, *, has_webhooks: bool = False) -> AccountInfo:
     """What the checks read of an account row, read at ``revision``."""
     return AccountInfo(
         id=row.id,
@@ -172,6 +191,7 @@ def account_info(row: Account, revision: int) -> AccountInfo:
         default_country=row.default_country,
         max_daily_attempts=row.max_daily_attempts,
         token_id=row.token_id,
+        has_webhooks=has_webhooks,
     )
 
 

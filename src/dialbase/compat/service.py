@@ -128,6 +128,7 @@ class LeadIntake:
             return lead.rejected
         if isinstance(lead, Rejected):
             return lead
+        lead.webhooks = account.has_webhooks  # read at the revision the batch checks
         result = await self.writer.submit(lead)
         if result.outcome is Outcome.STALE:
             return Stale(result.revision)

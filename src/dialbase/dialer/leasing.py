@@ -73,6 +73,7 @@ class OutcomeAsk:
     note: str | None
     callback_at: datetime | None = None  # with outcome ``callback``
     callback_agent: str | None = None
+    webhooks: bool = False  # the account has a webhook: write the lead.outcome event
 
 
 @dataclass(frozen=True, slots=True)

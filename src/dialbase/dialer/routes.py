@@ -39,6 +39,7 @@ from dialbase.dialer.schemas import (
 )
 from dialbase.dialer.stats import campaign_stats
 from dialbase.errors import Invalid, NotFound, RateLimited, Unauthorized
+from dialbase.observability.logs import note_account
 from dialbase.services import services_of
 
 PREFIX = "/v1"
@@ -79,6 +80,7 @@ async def account_scope(
         account = await authenticate(session, credentials.username, credentials.password)
         if account is None:
             await _refuse(request, BAD_CREDENTIALS)
+        note_account(account.username)
         yield session, account
 
 

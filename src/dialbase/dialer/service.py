@@ -39,6 +39,7 @@ from dialbase.dialer.leasing import (
 from dialbase.dialer.models import RETRYABLE, Outcome
 from dialbase.dialer.queue import lock_for_writing
 from dialbase.errors import Conflict, Invalid, NotFound, ServiceUnavailable, Unauthorized
+from dialbase.observability import metrics
 
 MAX_COUNT = 100
 MIN_LEASE_SECONDS = 1
@@ -112,6 +113,8 @@ def check_callback(
 
 
 LEASE_ID = re.compile(r"[0-9a-f]{32}")
+# Made once: counting an outcome after its commit only adds to a number.
+_OUTCOMES = {outcome: metrics.OUTCOMES.labels(outcome.value) for outcome in Outcome}
 MAX_RECHECKS = 5
 SETTINGS_MOVING = "The account's settings are changing too fast; try again."
 
@@ -164,6 +167,7 @@ class Dialer:
                     f"campaign {campaign.name!r} is stopped: start it to lease its leads"
                 )
             if not isinstance(answer, Stale):
+                metrics.LEASES.inc(len(answer))
                 return answer
             account = await self._recheck(account, answer)
         raise ServiceUnavailable(SETTINGS_MOVING)
@@ -200,11 +204,13 @@ class Dialer:
                 note=note,
                 callback_at=callback_at.astimezone(UTC) if callback_at else None,
                 callback_agent=agent_id.strip() if agent_id else None,
+                webhooks=account.has_webhooks,  # read at the revision the store checks
             )
             answer = await self.store.report(ask)
             if isinstance(answer, Refused):
                 raise (NotFound if answer.status == 404 else Conflict)(answer.message)
             if not isinstance(answer, Stale):
+                _OUTCOMES[checked].inc()
                 return answer
             account = await self._recheck(account, answer)
         raise ServiceUnavailable(SETTINGS_MOVING)

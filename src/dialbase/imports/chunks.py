@@ -12,7 +12,8 @@ needs. It runs synchronously inside a transaction its caller owns:
 - PostgreSQL: ``SessionChunkStore`` on the chunk's session (``AsyncSession.run_sync``),
   one statement per table with the rows sent as arrays. The import's row is locked
   ``FOR UPDATE``; guards are inserted in key order and an existing guard is locked, not
-  updated (see ``leads.stores.postgres``).
+  updated (see ``leads.stores.postgres``). The last chunk's ``import.done`` webhook
+  event is written by the caller, in the same transaction, after the recipe.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ from dialbase.imports import rows
 from dialbase.imports.models import Import, ImportRow, ImportStatus, RowResult
 from dialbase.imports.rows import Verdict
 from dialbase.leads.batch import NewLead
+from dialbase.webhooks.models import EventType
+from dialbase.webhooks.outbox import SQLITE_INSERT, sqlite_params
+from dialbase.webhooks.service import import_done_data
 
 Row = tuple[int, int | None, list[Any]]  # index, line in the file, cells
 
@@ -66,6 +70,7 @@ class ImportState:
     started: bool
     start: bool  # start the campaign after the last row
     has_callback: bool
+    source: str
 
 
 @dataclass(slots=True)
@@ -106,6 +111,7 @@ class ChunkStore(Protocol):
     def insert_results(self, outcomes: Sequence[RowOutcome]) -> None: ...
     def update_import(self, values: dict[str, Any]) -> None: ...
     def finish(self, start_campaign: bool) -> None: ...
+    def import_done(self, data: dict[str, Any]) -> None: ...
 
 
 def write_chunk(store: ChunkStore, chunk: Chunk) -> ChunkState | Stale | None:
@@ -152,6 +158,16 @@ def write_chunk(store: ChunkStore, chunk: Chunk) -> ChunkState | Stale | None:
         if state.has_callback:
             values["callback_next_at"] = now
         store.finish(state.start)
+        store.import_done(
+            import_done_data(
+                chunk.import_id,
+                state.source,
+                total,
+                values["added"],
+                values["duplicates"],
+                values["rejected"],
+            )
+        )
     store.update_import(values)
     return ChunkState(values["status"], next_row, total)
 
@@ -216,16 +232,18 @@ class SQLiteChunkStore:
         # BEGIN IMMEDIATE took the file's write lock: the row cannot move until the commit.
         found = self._conn.execute(
             "SELECT status, next_row, total, added, duplicates, rejected,"
-            " started_at IS NOT NULL, start, callback_url IS NOT NULL"
+            " started_at IS NOT NULL, start, callback_url IS NOT NULL, source"
             " FROM imports WHERE id = ?",
             (self._chunk.import_id,),
         ).fetchone()
         if found is None:
             return None
-        status, next_row, total, added, duplicates, rejected, started, start, callback = found
+        status, next_row, total, added, duplicates, rejected, started, start, callback, source = (
+            found
+        )
         return ImportState(
             status, next_row, total, added, duplicates, rejected, bool(started), bool(start),
-            bool(callback),
+            bool(callback), source,
         )  # fmt: skip
 
     def revision(self) -> int:
@@ -320,6 +338,13 @@ class SQLiteChunkStore:
             )
         self._conn.execute("DELETE FROM import_rows WHERE import_id = ?", (self._chunk.import_id,))
 
+    def import_done(self, data: dict[str, Any]) -> None:
+        """The webhook event, written here when a webhook wants it (``webhooks.outbox``)."""
+        params = sqlite_params(
+            self._chunk.campaign_id, EventType.IMPORT_DONE.value, data, sqlite_instant(utcnow())
+        )
+        self._conn.execute(SQLITE_INSERT, params)
+
 
 # PostgreSQL: one statement per table whatever the chunk's size, its rows sent as arrays
 # (compiled once; a multi-row VALUES would be compiled anew for every chunk).
@@ -364,6 +389,9 @@ class SessionChunkStore:
     def __init__(self, session: Session, chunk: Chunk) -> None:
         self._session = session
         self._chunk = chunk
+        # import.done's data: the caller writes the event (``webhooks.outbox.record``,
+        # async) in this same transaction once the recipe returned.
+        self.done_event: dict[str, Any] | None = None
 
     def lock(self) -> ImportState | None:
         found = self._session.execute(
@@ -377,11 +405,12 @@ class SessionChunkStore:
                 Import.started_at.is_not(None),
                 Import.start,
                 Import.callback_url.is_not(None),
+                Import.source,
             )
             .where(Import.id == self._chunk.import_id)
             .with_for_update()
         ).one_or_none()
-        return None if found is None else ImportState(*found)
+        return None if found is None else ImportState(*tuple(found))
 
     def revision(self) -> int:
         value = self._session.scalar(select(ConfigRevision.value).where(ConfigRevision.id == 1))
@@ -452,3 +481,6 @@ class SessionChunkStore:
                 .values(running=True)
             )
         self._session.execute(delete(ImportRow).where(ImportRow.import_id == self._chunk.import_id))
+
+    def import_done(self, data: dict[str, Any]) -> None:
+        self.done_event = data

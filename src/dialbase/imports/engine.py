@@ -43,6 +43,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from dialbase.accounts.models import Account, ConfigRevision
 from dialbase.campaigns.models import Campaign
@@ -63,6 +64,8 @@ from dialbase.imports.chunks import (
 )
 from dialbase.imports.models import Import, ImportRow, ImportStatus
 from dialbase.sqlite_writer import SQLiteWriter
+from dialbase.webhooks import outbox
+from dialbase.webhooks.models import EventType
 
 log = logging.getLogger("dialbase.imports")
 
@@ -291,9 +294,18 @@ async def _write(
         )
     else:
         async with session_scope(sessionmaker) as session:
-            written = await session.run_sync(
-                lambda sync: write_chunk(SessionChunkStore(sync, chunk), chunk)
-            )
+            store: SessionChunkStore | None = None
+
+            def recipe(sync: Session) -> ChunkState | Stale | None:
+                nonlocal store
+                store = SessionChunkStore(sync, chunk)
+                return write_chunk(store, chunk)
+
+            written = await session.run_sync(recipe)
+            if store is not None and store.done_event is not None:
+                await outbox.record(
+                    session, chunk.campaign_id, EventType.IMPORT_DONE.value, store.done_event
+                )
     done = isinstance(written, ChunkState) and written.status == ImportStatus.DONE
     if done and plan.file_path is not None:  # committed: the staged file is no longer needed
         Path(plan.file_path).unlink(missing_ok=True)

@@ -12,7 +12,11 @@ by a store (``leads.stores``). Inside that transaction, for each lead in arrival
    a lead with the duplicate check on whose number was already guarded is a
    ``DUPLICATE``;
 4. every other lead is inserted (``STORED``), its zone key recorded for its campaign
-   (``campaign_zones``), and its ``action`` starts or stops the campaign.
+   (``campaign_zones``), and its ``action`` starts or stops the campaign;
+5. for a stored lead whose account has a webhook (``NewLead.webhooks``), its
+   ``lead.added`` event (and ``campaign.started``/``stopped`` when its action changed the
+   campaign) is written to the outbox (``webhooks.outbox``), when the campaign's webhook
+   enables it.
 
 The guard's primary key makes the duplicate check exact across processes and hosts. A
 guard stands for the campaign's live leads of a number: deleting the last of them
@@ -75,6 +79,9 @@ class NewLead:
     action: str | None  # "start", "stop" or None (no action to apply)
     phone_e164: str  # compared by (``phones.e164``)
     time_zones: str  # the queue's zone key (``phones.lead_zones``)
+    # The account has a webhook: the batch writes this lead's events (``lead.added``, and
+    # the campaign event of its action) when its campaign's webhook enables them.
+    webhooks: bool = False
 
 
 @dataclass(slots=True)

@@ -9,8 +9,9 @@ do-not-call list and the attempt cap, closes or holds those they stop, marks the
 leased and inserts their lease rows, all in one statement. Only when it closed or held
 some does the lease read again for the rest. An outcome (``_REPORT``) locks the lead
 while it is still leased for that attempt, claims the open lease, moves the lead and
-(``do_not_call``) lists the number, in one statement. The rules are in
-``dialer.leasing``.
+(``do_not_call``) lists the number, in one statement; for an account with a webhook,
+``_REPORT_WITH_EVENT`` also writes the ``lead.outcome`` event in it (``webhooks.outbox``).
+The rules are in ``dialer.leasing``.
 
 A connection lost while a statement ran answers 503: a lease that may have been made
 then lapses at its deadline and its lead returns to the queue; an outcome sent again is
@@ -47,6 +48,7 @@ from dialbase.dialer.leasing import (
 )
 from dialbase.dialer.stores import lead_deleted
 from dialbase.errors import DatabaseUnavailable, database_unavailable, outages
+from dialbase.webhooks.outbox import dump, new_event_id, outcome_data, pg_event_cte
 
 _SETTLE = """
 WITH woken AS (
@@ -217,6 +219,41 @@ SELECT (SELECT v FROM rev) AS revision, now() AS now, found.outcome, found.deadl
        (SELECT count(*) FROM claimed) AS claimed
 FROM (SELECT 1) AS one LEFT JOIN found ON true LEFT JOIN moved ON true
 """
+
+
+def _with_event(statement: str) -> str:
+    """The outcome statement that also writes the ``lead.outcome`` event ($10 event id,
+    $11 the event's data known before the statement runs)."""
+    replaced = [
+        (
+            "    SELECT s.lead_id, s.attempt, s.outcome, s.deadline, c.account_id,\n",
+            "    SELECT s.lead_id, s.attempt, s.outcome, s.deadline, c.account_id,"
+            " s.campaign_id,\n",
+        ),
+        (
+            "suppressed AS (",
+            pg_event_cte(
+                "events",
+                "lead, found f, moved m",
+                event_id="$10::text",
+                campaign="f.campaign_id",
+                lead="lead.id",
+                type_="'lead.outcome'::text",
+                data="($11::jsonb || jsonb_build_object('leadStatus', m.status,"
+                " 'attempt', f.attempt, 'nextAttemptAt',"
+                " CASE WHEN m.status IN ('retry', 'callback') THEN m.due_at END))::text",
+            )
+            + ",\nsuppressed AS (",
+        ),
+    ]
+    for old, new in replaced:
+        assert statement.count(old) == 1, old
+        statement = statement.replace(old, new)
+    return statement
+
+
+_REPORT_WITH_EVENT = _with_event(_REPORT)
+
 _DELETED = """
 SELECT l.status = 'deleted' FROM leases s
 JOIN campaigns c ON c.id = s.campaign_id JOIN leads l ON l.id = s.lead_id
@@ -269,19 +306,23 @@ class PostgresQueueStore:
         return leased
 
     async def report(self, ask: OutcomeAsk) -> Report | Stale | Refused:
+        arguments = [
+            ask.lease_id,
+            ask.account_id,
+            ask.revision,
+            ask.outcome,
+            ask.retryable,
+            ask.note,
+            ask.callback_at,
+            ask.callback_agent,
+            suppression_note(ask),
+        ]
+        statement = _REPORT
+        if ask.webhooks:  # only then: the statement of an account without any is unchanged
+            statement = _REPORT_WITH_EVENT
+            arguments += [new_event_id(), dump(outcome_data(ask))]
         async with self._connection() as conn:
-            row = await conn.fetchrow(
-                _REPORT,
-                ask.lease_id,
-                ask.account_id,
-                ask.revision,
-                ask.outcome,
-                ask.retryable,
-                ask.note,
-                ask.callback_at,
-                ask.callback_agent,
-                suppression_note(ask),
-            )
+            row = await conn.fetchrow(statement, *arguments)
         if row["revision"] != ask.revision:
             return Stale(row["revision"])
         if not row["claimed"]:

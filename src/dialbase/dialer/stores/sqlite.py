@@ -2,7 +2,9 @@
 
 The process's ``SQLiteWriter`` runs it (inline on the event loop while the file is free,
 so leases, outcomes and lead batches of one process never wait for each other). The
-rules are in ``dialer.leasing``; every statement here reads through a queue index.
+rules are in ``dialer.leasing``; every statement here reads through a queue index. An
+outcome of an account with a webhook writes its ``lead.outcome`` event in the same
+transaction (``webhooks.outbox``).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from dialbase.dialer.leasing import (
 )
 from dialbase.dialer.stores import DELETED, lead_deleted
 from dialbase.sqlite_writer import SQLiteWriter
+from dialbase.webhooks.outbox import LEAD_OUTCOME, SQLITE_INSERT, outcome_data, sqlite_params
 
 _REVISION = "SELECT value FROM config_revision WHERE id = 1"
 _RUNNING = "SELECT running FROM campaigns WHERE id = ?"
@@ -142,6 +145,7 @@ _MOVE = """
 UPDATE leads SET status = ?, due_at = ?, callback_at = ?, callback_agent = ?, closed_reason = ?
 WHERE id = ? AND status = 'leased' AND attempts = ?
 """
+_LEASE_CAMPAIGN = "SELECT campaign_id FROM leases WHERE id = ?"
 _SUPPRESS = """
 INSERT INTO dnc_entries (account_id, number, note, created_at) VALUES (?, ?, ?, ?)
 ON CONFLICT (account_id, number) DO UPDATE SET expires_at = NULL
@@ -354,7 +358,13 @@ def _report(conn: sqlite3.Connection, ask: OutcomeAsk) -> Report | Stale | Refus
     conn.execute(_CLAIM, (ask.outcome, ask.note, sqlite_instant(now), ask.lease_id))
     if ask.outcome == DO_NOT_CALL:
         conn.execute(_SUPPRESS, (account, number, suppression_note(ask), sqlite_instant(now)))
-    return Report(ask.lease_id, ask.outcome, step.status, attempt, step.next_attempt_at)
+    report = Report(ask.lease_id, ask.outcome, step.status, attempt, step.next_attempt_at)
+    if ask.webhooks:
+        campaign_id = conn.execute(_LEASE_CAMPAIGN, (ask.lease_id,)).fetchone()[0]
+        data = outcome_data(ask, report)
+        params = sqlite_params(campaign_id, LEAD_OUTCOME, data, sqlite_instant(now), lead_id)
+        conn.execute(SQLITE_INSERT, params)
+    return report
 
 
 def _instant(text: str) -> datetime:

@@ -7,7 +7,10 @@ not the first lead of a newly guarded number, inserts the kept leads in arrival 
 and their zone keys, records the batch's id with its results in ``write_batches``, and
 returns the revision and the (1-based) positions of the kept and the listed leads.
 Leads that carry a campaign action are written in an explicit transaction with the
-actions (campaigns updated in id order).
+actions (campaigns updated in id order). A batch holding a lead of an account with a
+webhook runs ``_BATCH_WITH_EVENTS_SQL`` instead: the same statement, whose kept leads
+take their ids from the sequence first so that their ``lead.added`` events, inserted by
+the same statement, can name them (``webhooks.outbox``).
 
 A guard that exists already is locked, not updated (``DO UPDATE ... WHERE false`` locks
 the conflicting row and returns only inserted ones): a deletion (``compat.deletion``)
@@ -50,6 +53,13 @@ from dialbase.leads.batch import (
     action_result,
     decide,
     stored_actions,
+)
+from dialbase.webhooks.outbox import (
+    PG_CAMPAIGN_EVENT,
+    added_data,
+    dump,
+    new_event_id,
+    pg_event_cte,
 )
 
 log = logging.getLogger("dialbase.writer")
@@ -104,6 +114,54 @@ recorded AS (
 )
 SELECT (SELECT v FROM rev), ARRAY(SELECT ord FROM kept), ARRAY(SELECT ord FROM listed)
 """
+
+
+def _with_events(statement: str) -> str:
+    """The batch statement that also writes each kept lead's ``lead.added`` event (for
+    the leads flagged in $15, event ids $16, data $17): the kept leads' ids are drawn
+    from the sequence in ``kept`` so that their events can name them."""
+    replaced = [
+        (
+            "$12::text[]\n    ) WITH ORDINALITY AS t(c, p, n, pr, e, a, s, x, dup, r, q, z, ord)",
+            "$12::text[], $15::boolean[], $16::text[], $17::text[]\n"
+            "    ) WITH ORDINALITY AS t(c, p, n, pr, e, a, s, x, dup, r, q, z, wh, ev, dt, ord)",
+        ),
+        (
+            "kept AS (\n    SELECT * FROM open\n",
+            "kept AS (\n    SELECT open.*, nextval(pg_get_serial_sequence('leads', 'id'))"
+            " AS lead_id FROM open\n",
+        ),
+        (
+            "    INSERT INTO leads (\n        campaign_id,",
+            "    INSERT INTO leads (\n        id, campaign_id,",
+        ),
+        (
+            "    SELECT c, p, q, z, n, pr, e, a, s, x::json,",
+            "    SELECT lead_id, c, p, q, z, n, pr, e, a, s, x::json,",
+        ),
+        (
+            "recorded AS (",
+            pg_event_cte(
+                "events",
+                "kept k",
+                event_id="k.ev",
+                campaign="k.c",
+                lead="k.lead_id",
+                type_="'lead.added'::text",
+                data="k.dt",
+                where="k.wh",
+            )
+            + ",\nrecorded AS (",
+        ),
+    ]
+    for old, new in replaced:
+        assert statement.count(old) == 1, old
+        statement = statement.replace(old, new)
+    return statement
+
+
+_BATCH_WITH_EVENTS_SQL = _with_events(_BATCH_SQL)
+
 _ACTION_SQL = "UPDATE campaigns SET running = $1 WHERE id = $2 AND running IS DISTINCT FROM $1"
 _TOMBSTONE_SQL = """
 INSERT INTO write_batches (id, created_at) VALUES ($1, $2)
@@ -191,14 +249,20 @@ class PostgresBatchStore:
             for lead, result in stored_actions(batch, results):
                 status = await conn.execute(_ACTION_SQL, lead.action == "start", lead.campaign_id)
                 result.action = action_result(lead, status != "UPDATE 0")
+                if status != "UPDATE 0" and lead.webhooks:
+                    kind = "campaign.started" if lead.action == "start" else "campaign.stopped"
+                    await conn.execute(PG_CAMPAIGN_EVENT, lead.campaign_id, new_event_id(), kind)
             return results
 
     async def _write_leads(
         self, conn: asyncpg.Connection, batch: Sequence[NewLead], batch_id: str
     ) -> list[WriteResult]:
-        revision, kept, listed = await conn.fetchrow(
-            _BATCH_SQL, *_lead_arrays(batch), utcnow(), batch_id
-        )
+        arguments = [*_lead_arrays(batch), utcnow(), batch_id]
+        statement = _BATCH_SQL
+        if any(lead.webhooks for lead in batch):
+            statement = _BATCH_WITH_EVENTS_SQL
+            arguments += _event_arrays(batch)
+        revision, kept, listed = await conn.fetchrow(statement, *arguments)
         return _results(batch, revision, kept, listed)
 
     async def _settle(
@@ -273,4 +337,13 @@ def _lead_arrays(leads: Sequence[NewLead]) -> list[list[Any]]:
         [lead.revision for lead in leads],
         [lead.phone_e164 for lead in leads],
         [lead.time_zones for lead in leads],
+    ]
+
+
+def _event_arrays(leads: Sequence[NewLead]) -> list[list[Any]]:
+    """$15 to $17 of ``_BATCH_WITH_EVENTS_SQL``: which leads report, event ids, data."""
+    return [
+        [lead.webhooks for lead in leads],
+        [new_event_id() if lead.webhooks else None for lead in leads],
+        [dump(added_data(lead)) if lead.webhooks else None for lead in leads],
     ]

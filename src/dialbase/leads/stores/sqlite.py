@@ -4,7 +4,8 @@ The process's ``SQLiteWriter`` runs the transaction (on the event loop while the
 free, else on its thread; see ``dialbase.sqlite_writer``). A failed ``COMMIT`` is never a
 commit in SQLite, so the outcome of a batch is always known here: a failure is
 ``DatabaseUnavailable`` (the file is locked too long, the disk is full, the file is
-gone) or ``BatchRefused``.
+gone) or ``BatchRefused``. A batch holding a lead of an account with a webhook inserts
+the ``lead.added`` events of its stored leads after them (``webhooks.outbox``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from dialbase.leads.batch import (
     stored_actions,
 )
 from dialbase.sqlite_writer import SQLiteWriter
+from dialbase.webhooks.models import EventType
+from dialbase.webhooks.outbox import SQLITE_INSERT, added_data, sqlite_params
 
 _REVISION_SQL = "SELECT value FROM config_revision WHERE id = 1"
 _GUARD_SQL = (
@@ -75,32 +78,57 @@ def _write_in_transaction(conn: sqlite3.Connection, batch: Sequence[NewLead]) ->
         for lead, result in zip(batch, results, strict=True)
         if result.outcome is Outcome.STORED
     ]
-    conn.executemany(
-        _LEAD_SQL,
-        [
-            (
-                lead.campaign_id,
-                lead.phone_number,
-                lead.phone_e164,
-                lead.time_zones,
-                lead.name,
-                lead.priority,
-                sqlite_instant(lead.expires_at) if lead.expires_at else None,
-                lead.agent_id,
-                lead.skill,
-                orjson.dumps(lead.extra).decode(),
-                now,
-                now,
-            )
-            for lead in stored
-        ],
-    )
+    if any(lead.webhooks for lead in stored):
+        _insert_with_events(conn, stored, now)
+    else:  # no webhook anywhere in the batch: the leads in one executemany, as ever
+        conn.executemany(_LEAD_SQL, [_lead_row(lead, now) for lead in stored])
     conn.executemany(_ZONES_SQL, sorted({(lead.campaign_id, lead.time_zones) for lead in stored}))
     for lead, result in stored_actions(batch, results):
         running = 1 if lead.action == "start" else 0
         changed = conn.execute(_ACTION_SQL, (running, lead.campaign_id, running)).rowcount
         result.action = action_result(lead, bool(changed))
+        if changed and lead.webhooks:
+            kind = EventType.CAMPAIGN_STARTED if running else EventType.CAMPAIGN_STOPPED
+            conn.execute(SQLITE_INSERT, sqlite_params(lead.campaign_id, kind.value, {}, now))
     return results
+
+
+def _lead_row(lead: NewLead, now: str) -> tuple[object, ...]:
+    return (
+        lead.campaign_id,
+        lead.phone_number,
+        lead.phone_e164,
+        lead.time_zones,
+        lead.name,
+        lead.priority,
+        sqlite_instant(lead.expires_at) if lead.expires_at else None,
+        lead.agent_id,
+        lead.skill,
+        orjson.dumps(lead.extra).decode(),
+        now,
+        now,
+    )
+
+
+def _insert_with_events(conn: sqlite3.Connection, stored: Sequence[NewLead], now: str) -> None:
+    """The leads in one executemany, then the ``lead.added`` events of those whose account
+    has a webhook (written only if their campaign's webhook enables it). The leads' ids
+    are consecutive and end at ``last_insert_rowid()``: ``leads.id`` is a rowid without
+    AUTOINCREMENT, so each insert takes the largest id plus one, and this transaction
+    holds the file's write lock."""
+    conn.executemany(_LEAD_SQL, [_lead_row(lead, now) for lead in stored])
+    last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+    first = last - len(stored) + 1
+    conn.executemany(
+        SQLITE_INSERT,
+        [
+            sqlite_params(
+                lead.campaign_id, EventType.LEAD_ADDED.value, added_data(lead), now, lead_id
+            )
+            for lead_id, lead in enumerate(stored, start=first)
+            if lead.webhooks
+        ],
+    )
 
 
 def _listed(conn: sqlite3.Connection, lead: NewLead, now: str) -> bool:

@@ -1,0 +1,1 @@
+"""Seeing a running dialbase: Prometheus metrics, request logs with ids, scrape-time gauges."""
