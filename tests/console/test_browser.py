@@ -271,7 +271,9 @@ def test_the_console_tour_in_a_real_browser(server: Server, browser_page: Page, 
     assert old.status_code == 401
     fresh = httpx.post(f"{base}/v1/campaigns/Spring/leases", auth=("tour", new_key), timeout=10)
     assert fresh.status_code == 200
-    page.reload()  # the key is shown once: a reload (re-sending nothing) does not show it
+    page.get_by_role("link", name="Account").click()  # shown once: not on the next visit
+    expect(page.locator("#new-key")).to_have_count(0)
+    expect(page.get_by_label("Time zone")).to_have_value("UTC")
     _shot(page, "account")
     trouble.none("account")
 
