@@ -37,6 +37,7 @@ from dialbase.observability.logs import log_config
 from dialbase.observability.multiproc import multiprocess_dir
 
 logger = logging.getLogger("dialbase.server")
+WORKER_PING_SECONDS = 60  # a worker's longest silence to the supervisor (start included)
 
 
 def run(
@@ -80,6 +81,10 @@ def _run(settings: Settings, *, host: str, port: int, workers: int, trusted: str
         timeout_keep_alive=settings.keep_alive_timeout,  # type: ignore[arg-type]
         limit_concurrency=settings.max_connections,
         h11_max_incomplete_event_size=settings.max_header_bytes,
+        # With several workers, uvicorn restarts one that does not answer its supervisor's
+        # ping in time (5 s by default): on a loaded host a worker still importing its
+        # modules was killed and restarted over and over, and the server never came up.
+        timeout_worker_healthcheck=WORKER_PING_SECONDS,
     )
 
 
