@@ -137,14 +137,19 @@ async def _shared_secret(sessionmaker: async_sessionmaker[AsyncSession]) -> str:
     query = select(AppSecret.value).where(AppSecret.name == SECRET_NAME)
     async with sessionmaker() as session:
         stored = await session.scalar(query)
-        if stored is not None:
-            return stored
-        session.add(AppSecret(name=SECRET_NAME, value=secrets.token_urlsafe(64)))
-        try:
-            await session.commit()
-        except IntegrityError:
-            await session.rollback()
-        value = await session.scalar(query)
+    if stored is not None:
+        return stored
+    # Read again and write under the write lock (SQLite: a read transaction that then
+    # writes fails at once, not after the busy timeout, when another connection writes).
+    try:
+        async with session_scope(sessionmaker) as session:
+            value = await session.scalar(query)
+            if value is None:
+                value = secrets.token_urlsafe(64)
+                session.add(AppSecret(name=SECRET_NAME, value=value))
+    except IntegrityError:  # PostgreSQL: another worker's insert won; read it
+        async with sessionmaker() as session:
+            value = await session.scalar(query)
     if value is None:  # pragma: no cover - the row was just written or read
         raise RuntimeError("the token secret could not be stored")
     return value

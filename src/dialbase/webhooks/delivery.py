@@ -207,14 +207,20 @@ class WebhookDispatcher:
             earlier.status == PENDING,
             earlier.id < WebhookEvent.id,
         )
+        ready = (
+            WebhookEvent.status == PENDING,
+            WebhookEvent.next_attempt_at <= now,
+            or_(WebhookEvent.claimed_until.is_(None), WebhookEvent.claimed_until < now),
+            or_(WebhookEvent.lead_id.is_(None), ~blocked),
+        )
+        # Looked for without a lock first: an idle worker takes no write lock (on SQLite,
+        # a poll a second per worker would otherwise hold the whole file's each time).
+        async with self._sessionmaker() as session:
+            if not await session.scalar(select(exists().where(*ready))):
+                return []
         due = (
             select(WebhookEvent)
-            .where(
-                WebhookEvent.status == PENDING,
-                WebhookEvent.next_attempt_at <= now,
-                or_(WebhookEvent.claimed_until.is_(None), WebhookEvent.claimed_until < now),
-                or_(WebhookEvent.lead_id.is_(None), ~blocked),
-            )
+            .where(*ready)
             .order_by(WebhookEvent.id)
             .limit(BATCH)
             .with_for_update(skip_locked=True, of=WebhookEvent)
