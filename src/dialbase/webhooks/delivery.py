@@ -4,8 +4,9 @@ by one worker at a time.
 A step claims due events, sends them at once, and records each answer:
 
 1. claim: in one transaction, up to ``BATCH`` pending events whose time came and whose
-   lease is free or lapsed (a killed worker's), oldest first, skipping any event whose
-   lead has an earlier event still pending; their lease (``claimed_until``) is moved
+   lease is free or lapsed (a killed worker's), the longest due first (along an index:
+   a step reads about ``BATCH`` rows however many wait), skipping any event whose lead
+   has an earlier event still pending; their lease (``claimed_until``) is moved
    ``DIALBASE_WEBHOOK_LEASE_SECONDS`` ahead. PostgreSQL locks the rows it claims
    (``FOR UPDATE SKIP LOCKED``: two workers never wait for each other nor take the same
    row); SQLite runs one writer at a time (``session_scope`` takes the write lock).
@@ -215,7 +216,9 @@ class WebhookDispatcher:
                 or_(WebhookEvent.claimed_until.is_(None), WebhookEvent.claimed_until < now),
                 or_(WebhookEvent.lead_id.is_(None), ~blocked),
             )
-            .order_by(WebhookEvent.id)
+            # Due order, along the (status, next_attempt_at) index: a step reads about
+            # BATCH rows however many wait. Order per lead comes from ``blocked``.
+            .order_by(WebhookEvent.next_attempt_at, WebhookEvent.id)
             .limit(BATCH)
             .with_for_update(skip_locked=True, of=WebhookEvent)
         )
