@@ -4,8 +4,9 @@ by one worker at a time.
 A step claims due events, sends them at once, and records each answer:
 
 1. claim: in one transaction, up to ``BATCH`` pending events whose time came and whose
-   lease is free or lapsed (a killed worker's), oldest first, skipping any event whose
-   lead has an earlier event still pending; their lease (``claimed_until``) is moved
+   lease is free or lapsed (a killed worker's), the longest due first (along an index:
+   a step reads about ``BATCH`` rows however many wait), skipping any event whose lead
+   has an earlier event still pending; their lease (``claimed_until``) is moved
    ``DIALBASE_WEBHOOK_LEASE_SECONDS`` ahead. PostgreSQL locks the rows it claims
    (``FOR UPDATE SKIP LOCKED``: two workers never wait for each other nor take the same
    row); SQLite runs one writer at a time (``session_scope`` takes the write lock).
@@ -43,7 +44,7 @@ from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy import and_, delete, exists, or_, select, update
+from sqlalchemy import Table, bindparam, delete, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 from standardwebhooks.webhooks import Webhook as Signer
@@ -52,13 +53,17 @@ from dialbase import __version__
 from dialbase.callback_urls import check_callback_url_async
 from dialbase.campaigns.models import Campaign
 from dialbase.config import Settings
-from dialbase.db import session_scope, utcnow
+from dialbase.db import UTCDateTime, session_scope, utcnow
 from dialbase.errors import database_unavailable, outages
 from dialbase.webhooks.models import DeliveryStatus, Webhook, WebhookEvent
 
 log = logging.getLogger("dialbase.webhooks")
 
-BATCH = 20
+BATCH = 100
+# Between two busy steps: a backlog is sent at up to BATCH / STEP_PAUSE events a second
+# per worker, and the writes of requests get the database (SQLite's single write lock)
+# between two steps' transactions.
+STEP_PAUSE = 0.05
 MAX_BACKOFF = 10.0  # between steps while the database is unavailable
 CLOSE_SECONDS = 15.0
 MAX_ERROR_CHARS = 300
@@ -85,6 +90,7 @@ class Claimed:
     type: str
     created_at: datetime
     attempts: int
+    next_attempt_at: datetime
     lead_id: int | None
     campaign_id: int | None
     campaign: str | None
@@ -177,8 +183,7 @@ class WebhookDispatcher:
                 await self._pause(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
                 continue
-            if not sent:
-                await self._pause(poll)
+            await self._pause(STEP_PAUSE if sent else poll)
 
     async def step(self) -> int:
         """Claim due events, send them, record the answers; how many were attempted."""
@@ -221,7 +226,9 @@ class WebhookDispatcher:
         due = (
             select(WebhookEvent)
             .where(*ready)
-            .order_by(WebhookEvent.id)
+            # Due order, along the (status, next_attempt_at) index: a step reads about
+            # BATCH rows however many wait. Order per lead comes from ``blocked``.
+            .order_by(WebhookEvent.next_attempt_at, WebhookEvent.id)
             .limit(BATCH)
             .with_for_update(skip_locked=True, of=WebhookEvent)
         )
@@ -235,6 +242,8 @@ class WebhookDispatcher:
                 .where(WebhookEvent.id.in_([row.id for row in rows]))
                 .values(claimed_by=self._owner, claimed_until=lease)
             )
+        # Read after the claim's commit: its transaction (SQLite's write lock) stays short.
+        async with session_scope(self._sessionmaker, read_only=True) as session:
             hooks = await _webhooks(session, {row.webhook_id for row in rows})
             names = await _campaign_names(session, {row.campaign_id for row in rows})
         return [_claimed(row, hooks.get(row.webhook_id), names) for row in rows]
@@ -257,39 +266,62 @@ class WebhookDispatcher:
         return Attempt(event, answer.status_code, f"HTTP {answer.status_code}", final=False)
 
     async def _record(self, attempts: list[Attempt]) -> None:
-        """The step's deliveries and failed attempts, in one transaction."""
+        """The step's deliveries and failed attempts, in one transaction of two
+        statements (each sent once, for every row: SQLite's write lock is held briefly)."""
         now = utcnow()
+        delivered: list[dict[str, Any]] = []
+        failed: list[dict[str, Any]] = []
+        for attempt in attempts:
+            (failed if attempt.error else delivered).append(self._values(attempt, now))
         async with session_scope(self._sessionmaker) as session:
-            for attempt in attempts:
-                condition, values = self._change(attempt, now)
-                await session.execute(
-                    update(WebhookEvent)
-                    .where(WebhookEvent.id == attempt.event.id, condition)
-                    .values(**values)
-                )
+            if delivered:  # whoever holds it now: it was delivered
+                await session.execute(_RECORD, delivered)
+            if failed:  # only while this worker holds it (a lapsed lease is another's)
+                await session.execute(_RECORD_MINE, failed)
 
-    def _change(self, attempt: Attempt, now: datetime) -> tuple[Any, dict[str, Any]]:
-        """The update of one event: which row state it applies to, and its values."""
+    def _values(self, attempt: Attempt, now: datetime) -> dict[str, Any]:
+        """The new values of one event after an attempt."""
         event, error = attempt.event, attempt.error
         values: dict[str, Any] = {
-            "attempts": WebhookEvent.attempts + 1,
+            "b_id": event.id,
+            "b_owner": self._owner,
+            "attempts": event.attempts + 1,
             "last_status": attempt.status,
             "last_error": error[:MAX_ERROR_CHARS] if error else None,
-            "claimed_by": None,
-            "claimed_until": None,
+            "status": PENDING,
+            "next_attempt_at": event.next_attempt_at,
+            "delivered_at": None,
         }
-        if error is None:  # whoever holds it now: it was delivered
+        if error is None:
             values.update(status=DeliveryStatus.DELIVERED.value, delivered_at=now)
-            return WebhookEvent.status == PENDING, values
+            return values
         window = timedelta(seconds=self._settings.webhook_retry_window_seconds)
         delay = timedelta(seconds=retry_delay(self._settings, event.attempts + 1))
         if attempt.final or now + delay > event.created_at + window:
             values.update(status=DeliveryStatus.FAILED.value)
-            log.warning("webhook event %s failed for good: %s", event.event_id, error)
+            log.info("webhook event %s failed for good: %s", event.event_id, error)
         else:
             values.update(next_attempt_at=now + delay)
-        # Only while this worker holds it: a lapsed lease is another worker's now.
-        return and_(WebhookEvent.status == PENDING, WebhookEvent.claimed_by == self._owner), values
+        return values
+
+
+_TABLE: Table = WebhookEvent.__table__  # type: ignore[assignment]
+_SET = {
+    "attempts": bindparam("attempts"),
+    "last_status": bindparam("last_status"),
+    "last_error": bindparam("last_error"),
+    "status": bindparam("status"),
+    "next_attempt_at": bindparam("next_attempt_at", type_=UTCDateTime()),
+    "delivered_at": bindparam("delivered_at", type_=UTCDateTime()),
+    "claimed_by": None,
+    "claimed_until": None,
+}
+_RECORD = (
+    update(_TABLE)
+    .where(_TABLE.c.id == bindparam("b_id"), _TABLE.c.status == PENDING)
+    .values(**_SET)
+)
+_RECORD_MINE = _RECORD.where(_TABLE.c.claimed_by == bindparam("b_owner"))
 
 
 async def _webhooks(session: AsyncSession, ids: set[int]) -> dict[int, tuple[str, str]]:
@@ -312,6 +344,7 @@ def _claimed(row: WebhookEvent, hook: tuple[str, str] | None, names: dict[int, s
         type=row.type,
         created_at=row.created_at,
         attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
         lead_id=row.lead_id,
         campaign_id=row.campaign_id,
         campaign=names.get(row.campaign_id) if row.campaign_id is not None else None,

@@ -22,8 +22,9 @@ checks): with none set, they run exactly the statements they ran before webhooks
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -67,6 +68,43 @@ SELECT :event_id, w.id, w.account_id, :campaign, :lead, :type, :data, :now, 'pen
 FROM ({_SQLITE_ROUTE}) AS w
 WHERE w.events LIKE :pattern
 """
+
+
+SQLITE_INSERT_ROW = """
+INSERT INTO webhook_events (event_id, webhook_id, account_id, campaign_id, lead_id, type,
+    data, created_at, status, attempts, next_attempt_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?)
+"""
+
+
+def sqlite_routes(
+    conn: sqlite3.Connection, campaign_ids: Iterable[int], event_type: str
+) -> dict[int, Route]:
+    """The webhook of each campaign that enables ``event_type`` (one look-up per
+    campaign, in the caller's transaction): for a batch of many events."""
+    found = {}
+    for campaign_id in sorted(set(campaign_ids)):
+        row = conn.execute(_SQLITE_ROUTE, {"campaign": campaign_id}).fetchone()
+        if row is not None and f",{event_type}," in row[2]:
+            found[campaign_id] = Route(row[0], row[1])
+    return found
+
+
+def sqlite_row(
+    route: Route, campaign_id: int, event_type: str, data: dict[str, Any], now: str, lead_id: int
+) -> tuple[Any, ...]:
+    """``SQLITE_INSERT_ROW``'s parameters."""
+    return (
+        new_event_id(),
+        route.webhook_id,
+        route.account_id,
+        campaign_id,
+        lead_id,
+        event_type,
+        dump(data),
+        now,
+        now,
+    )
 
 
 def sqlite_params(

@@ -27,7 +27,14 @@ from dialbase.leads.batch import (
 )
 from dialbase.sqlite_writer import SQLiteWriter
 from dialbase.webhooks.models import EventType
-from dialbase.webhooks.outbox import SQLITE_INSERT, added_data, sqlite_params
+from dialbase.webhooks.outbox import (
+    SQLITE_INSERT,
+    SQLITE_INSERT_ROW,
+    added_data,
+    sqlite_params,
+    sqlite_routes,
+    sqlite_row,
+)
 
 _REVISION_SQL = "SELECT value FROM config_revision WHERE id = 1"
 _GUARD_SQL = (
@@ -112,21 +119,23 @@ def _lead_row(lead: NewLead, now: str) -> tuple[object, ...]:
 
 def _insert_with_events(conn: sqlite3.Connection, stored: Sequence[NewLead], now: str) -> None:
     """The leads in one executemany, then the ``lead.added`` events of those whose account
-    has a webhook (written only if their campaign's webhook enables it). The leads' ids
-    are consecutive and end at ``last_insert_rowid()``: ``leads.id`` is a rowid without
-    AUTOINCREMENT, so each insert takes the largest id plus one, and this transaction
-    holds the file's write lock."""
+    has a webhook and whose campaign's webhook enables it (looked up once per campaign).
+    The leads' ids are consecutive and end at ``last_insert_rowid()``: ``leads.id`` is a
+    rowid without AUTOINCREMENT, so each insert takes the largest id plus one, and this
+    transaction holds the file's write lock."""
     conn.executemany(_LEAD_SQL, [_lead_row(lead, now) for lead in stored])
     last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
     first = last - len(stored) + 1
+    kind = EventType.LEAD_ADDED.value
+    routes = sqlite_routes(conn, (lead.campaign_id for lead in stored if lead.webhooks), kind)
     conn.executemany(
-        SQLITE_INSERT,
+        SQLITE_INSERT_ROW,
         [
-            sqlite_params(
-                lead.campaign_id, EventType.LEAD_ADDED.value, added_data(lead), now, lead_id
+            sqlite_row(
+                routes[lead.campaign_id], lead.campaign_id, kind, added_data(lead), now, lead_id
             )
             for lead_id, lead in enumerate(stored, start=first)
-            if lead.webhooks
+            if lead.webhooks and lead.campaign_id in routes
         ],
     )
 
