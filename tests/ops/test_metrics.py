@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, select
 
+from dialbase.accounts.models import Account
+from dialbase.db import session_scope
+from dialbase.webhooks.models import WebhookEvent
 from tests.compat.helpers import client_for, running_app
 from tests.conftest import Backend, RedisPeer
 from tests.factories import all_leads, body, make_account, make_campaign
@@ -156,3 +160,32 @@ async def test_a_hung_redis_is_counted_and_writes_go_on(
         assert after.minus(before, "dialbase_redis_errors_total") >= 1
         assert after.value("dialbase_database_up") == 1
         assert len(await all_leads(app.services.sessionmaker)) == 1
+
+
+async def test_the_webhook_backlog_and_failed_events_are_gauges(client, app) -> None:
+    """``dialbase_webhook_backlog`` (pending events) and ``dialbase_webhook_events`` by
+    status, from the outbox as it is (events due in an hour: the dispatcher leaves them)."""
+    await acme(app)
+    sessions = app.services.sessionmaker
+    later = datetime.now(UTC) + timedelta(hours=1)
+    async with session_scope(sessions) as session:
+        account_id = await session.scalar(select(Account.id).where(Account.username == "acme"))
+        for i, status in enumerate(["pending", "pending", "failed"]):
+            session.add(
+                WebhookEvent(
+                    event_id=f"evt_test{i}",
+                    webhook_id=1,
+                    account_id=account_id,
+                    type="lead.added",
+                    data="{}",
+                    created_at=datetime.now(UTC),
+                    status=status,
+                    attempts=0,
+                    next_attempt_at=later,
+                )
+            )
+    found = await scrape(client)
+    assert found.value("dialbase_webhook_backlog") == 2
+    assert found.value("dialbase_webhook_events", status="pending") == 2
+    assert found.value("dialbase_webhook_events", status="failed") == 1
+    assert found.value("dialbase_webhook_events", status="delivered") == 0

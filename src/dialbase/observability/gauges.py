@@ -30,6 +30,7 @@ from dialbase.campaigns.models import Campaign
 from dialbase.errors import database_unavailable, outages
 from dialbase.leads.models import Lead, LeadStatus
 from dialbase.observability import metrics
+from dialbase.webhooks.service import events_by_status
 
 log = logging.getLogger("dialbase.metrics")
 
@@ -106,6 +107,7 @@ class ScrapeGauges:
         try:
             async with self._sessionmaker() as session:
                 counts = await count_leads(session)
+                events = await events_by_status(session)
         except Exception as exc:  # keep the previous numbers; the timestamp shows their age
             log.warning("counting leads for /metrics failed: %s", type(exc).__name__)
         else:
@@ -115,6 +117,9 @@ class ScrapeGauges:
                 metrics.CAMPAIGN_RUNNING.labels(entry.account, entry.campaign).set(running)
                 for state, count in entry.leads.items():
                     metrics.LEADS.labels(entry.account, entry.campaign, state).set(count)
+            for status, count in events.items():
+                metrics.WEBHOOK_EVENTS.labels(status).set(count)
+            metrics.WEBHOOK_BACKLOG.set(events.get("pending", 0))
             metrics.LEADS_COUNTED_AT.set(time.time())
         finally:
             self._counting = None

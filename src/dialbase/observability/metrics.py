@@ -92,6 +92,18 @@ CAMPAIGN_RUNNING = Gauge(
     ["account", "campaign"],
     multiprocess_mode="mostrecent",
 )
+WEBHOOK_BACKLOG = Gauge(
+    "dialbase_webhook_backlog",
+    "Webhook events not yet delivered (pending), counted with dialbase_leads.",
+    multiprocess_mode="mostrecent",
+)
+WEBHOOK_EVENTS = Gauge(
+    "dialbase_webhook_events",
+    "Webhook events in the outbox by status (pending, delivered, failed), counted with"
+    " dialbase_leads; failed ones stay until DIALBASE_WEBHOOK_KEEP_DAYS.",
+    ["status"],
+    multiprocess_mode="mostrecent",
+)
 LEADS_COUNTED_AT = Gauge(
     "dialbase_leads_counted_timestamp_seconds",
     "Unix time of the count behind dialbase_leads.",

@@ -306,6 +306,16 @@ def delivery_view(event: WebhookEvent) -> dict[str, Any]:
     }
 
 
+async def events_by_status(session: AsyncSession) -> dict[str, int]:
+    """The outbox's events by status, across accounts (``dialbase_webhook_events``)."""
+    found = await session.execute(
+        select(WebhookEvent.status, func.count()).group_by(WebhookEvent.status)
+    )
+    counts = {status.value: 0 for status in DeliveryStatus}
+    counts.update({status: int(count) for status, count in found})
+    return counts
+
+
 async def backlog(session: AsyncSession) -> int:
     """Events not yet delivered nor failed, across accounts (``dialbase_webhook_backlog``)."""
     count = await session.scalar(
