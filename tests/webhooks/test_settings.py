@@ -172,6 +172,21 @@ async def test_an_import_reports_import_done_once_and_no_lead_added_per_row(
     }
 
 
+async def test_an_import_that_starts_its_campaign_reports_campaign_started_then_import_done(
+    settings: Settings, hooks: Receiver
+):
+    async with running(hook_settings(settings)) as app, client_of(app) as client:
+        sessions = app.services.sessionmaker
+        await _acme(app)
+        secret = await set_webhook(client, hooks.url)
+        acme = Acme(await _account_id(app), {"Sales": await _campaign_id(app)})
+        await queue(sessions, acme, ["PhoneNumber"], [["9876500011"]], start=True)
+        await drain(app, lambda: len(hooks.delivered()) >= 2)
+    payloads = [item.verified(secret) for item in hooks.delivered()]
+    assert [p["type"] for p in payloads] == ["campaign.started", "import.done"]
+    assert payloads[1]["data"]["added"] == 1
+
+
 async def _account_id(app: Any) -> int:
     async with session_scope(app.services.sessionmaker, read_only=True) as session:
         found = await session.scalar(select(Campaign.account_id).where(Campaign.name == "Sales"))

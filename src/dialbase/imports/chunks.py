@@ -12,8 +12,9 @@ needs. It runs synchronously inside a transaction its caller owns:
 - PostgreSQL: ``SessionChunkStore`` on the chunk's session (``AsyncSession.run_sync``),
   one statement per table with the rows sent as arrays. The import's row is locked
   ``FOR UPDATE``; guards are inserted in key order and an existing guard is locked, not
-  updated (see ``leads.stores.postgres``). The last chunk's ``import.done`` webhook
-  event is written by the caller, in the same transaction, after the recipe.
+  updated (see ``leads.stores.postgres``). The last chunk's webhook events
+  (``campaign.started`` when it starts the campaign, ``import.done``) are written by the
+  caller, in the same transaction, after the recipe; on SQLite by the store itself.
 """
 
 from __future__ import annotations
@@ -110,8 +111,8 @@ class ChunkStore(Protocol):
     def insert_leads(self, leads: Sequence[NewLead], now: datetime) -> None: ...
     def insert_results(self, outcomes: Sequence[RowOutcome]) -> None: ...
     def update_import(self, values: dict[str, Any]) -> None: ...
-    def finish(self, start_campaign: bool) -> None: ...
-    def import_done(self, data: dict[str, Any]) -> None: ...
+    def finish(self, start_campaign: bool) -> bool: ...  # whether the campaign started
+    def event(self, event_type: str, data: dict[str, Any]) -> None: ...
 
 
 def write_chunk(store: ChunkStore, chunk: Chunk) -> ChunkState | Stale | None:
@@ -157,8 +158,10 @@ def write_chunk(store: ChunkStore, chunk: Chunk) -> ChunkState | Stale | None:
         values["claimed_until"] = None
         if state.has_callback:
             values["callback_next_at"] = now
-        store.finish(state.start)
-        store.import_done(
+        if store.finish(state.start):
+            store.event(EventType.CAMPAIGN_STARTED.value, {})
+        store.event(
+            EventType.IMPORT_DONE.value,
             import_done_data(
                 chunk.import_id,
                 state.source,
@@ -166,7 +169,7 @@ def write_chunk(store: ChunkStore, chunk: Chunk) -> ChunkState | Stale | None:
                 values["added"],
                 values["duplicates"],
                 values["rejected"],
-            )
+            ),
         )
     store.update_import(values)
     return ChunkState(values["status"], next_row, total)
@@ -330,20 +333,22 @@ class SQLiteChunkStore:
             (*stored.values(), self._chunk.import_id),
         )
 
-    def finish(self, start_campaign: bool) -> None:
-        if start_campaign:
+    def finish(self, start_campaign: bool) -> bool:
+        started = start_campaign and bool(
             self._conn.execute(
                 "UPDATE campaigns SET running = 1 WHERE id = ? AND running = 0",
                 (self._chunk.campaign_id,),
-            )
-        self._conn.execute("DELETE FROM import_rows WHERE import_id = ?", (self._chunk.import_id,))
-
-    def import_done(self, data: dict[str, Any]) -> None:
-        """The webhook event, written here when a webhook wants it (``webhooks.outbox``)."""
-        params = sqlite_params(
-            self._chunk.campaign_id, EventType.IMPORT_DONE.value, data, sqlite_instant(utcnow())
+            ).rowcount
         )
-        self._conn.execute(SQLITE_INSERT, params)
+        self._conn.execute("DELETE FROM import_rows WHERE import_id = ?", (self._chunk.import_id,))
+        return started
+
+    def event(self, event_type: str, data: dict[str, Any]) -> None:
+        """A webhook event, written when a webhook wants it (``webhooks.outbox``)."""
+        now = sqlite_instant(utcnow())
+        self._conn.execute(
+            SQLITE_INSERT, sqlite_params(self._chunk.campaign_id, event_type, data, now)
+        )
 
 
 # PostgreSQL: one statement per table whatever the chunk's size, its rows sent as arrays
@@ -389,9 +394,9 @@ class SessionChunkStore:
     def __init__(self, session: Session, chunk: Chunk) -> None:
         self._session = session
         self._chunk = chunk
-        # import.done's data: the caller writes the event (``webhooks.outbox.record``,
+        # Webhook events (type, data): the caller writes them (``webhooks.outbox.record``,
         # async) in this same transaction once the recipe returned.
-        self.done_event: dict[str, Any] | None = None
+        self.events: list[tuple[str, dict[str, Any]]] = []
 
     def lock(self) -> ImportState | None:
         found = self._session.execute(
@@ -473,14 +478,17 @@ class SessionChunkStore:
             update(Import).where(Import.id == self._chunk.import_id).values(**values)
         )
 
-    def finish(self, start_campaign: bool) -> None:
+    def finish(self, start_campaign: bool) -> bool:
+        started = False
         if start_campaign:
-            self._session.execute(
+            result = self._session.execute(
                 update(Campaign)
                 .where(Campaign.id == self._chunk.campaign_id, Campaign.running.is_(False))
                 .values(running=True)
             )
+            started = bool(result.rowcount)  # type: ignore[attr-defined]
         self._session.execute(delete(ImportRow).where(ImportRow.import_id == self._chunk.import_id))
+        return started
 
-    def import_done(self, data: dict[str, Any]) -> None:
-        self.done_event = data
+    def event(self, event_type: str, data: dict[str, Any]) -> None:
+        self.events.append((event_type, data))

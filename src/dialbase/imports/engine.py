@@ -65,7 +65,6 @@ from dialbase.imports.chunks import (
 from dialbase.imports.models import Import, ImportRow, ImportStatus
 from dialbase.sqlite_writer import SQLiteWriter
 from dialbase.webhooks import outbox
-from dialbase.webhooks.models import EventType
 
 log = logging.getLogger("dialbase.imports")
 
@@ -302,10 +301,8 @@ async def _write(
                 return write_chunk(store, chunk)
 
             written = await session.run_sync(recipe)
-            if store is not None and store.done_event is not None:
-                await outbox.record(
-                    session, chunk.campaign_id, EventType.IMPORT_DONE.value, store.done_event
-                )
+            for event_type, data in store.events if store is not None else []:
+                await outbox.record(session, chunk.campaign_id, event_type, data)
     done = isinstance(written, ChunkState) and written.status == ImportStatus.DONE
     if done and plan.file_path is not None:  # committed: the staged file is no longer needed
         Path(plan.file_path).unlink(missing_ok=True)
