@@ -39,6 +39,7 @@ from dialbase.imports import rows
 from dialbase.imports.models import Import, ImportRow, ImportStatus, RowResult
 from dialbase.imports.rows import Verdict
 from dialbase.leads.batch import NewLead
+from dialbase.leads.stores.sqlite import LEAD_SQL, lead_row
 from dialbase.webhooks.models import EventType
 from dialbase.webhooks.outbox import SQLITE_INSERT, sqlite_params
 from dialbase.webhooks.service import import_done_data
@@ -279,28 +280,7 @@ class SQLiteChunkStore:
 
     def insert_leads(self, leads: Sequence[NewLead], now: datetime) -> None:
         stamp = sqlite_instant(now)
-        self._conn.executemany(
-            "INSERT INTO leads (campaign_id, phone_number, phone_e164, time_zones, name,"
-            " priority, expires_at, agent_id, skill, extra, status, attempts, due_at,"
-            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?)",
-            [
-                (
-                    lead.campaign_id,
-                    lead.phone_number,
-                    lead.phone_e164,
-                    lead.time_zones,
-                    lead.name,
-                    lead.priority,
-                    sqlite_instant(lead.expires_at) if lead.expires_at else None,
-                    lead.agent_id,
-                    lead.skill,
-                    orjson.dumps(lead.extra).decode(),
-                    stamp,
-                    stamp,
-                )
-                for lead in leads
-            ],
-        )
+        self._conn.executemany(LEAD_SQL, [lead_row(lead, stamp) for lead in leads])
         self._conn.executemany(
             "INSERT INTO campaign_zones (campaign_id, time_zones) VALUES (?, ?)"
             " ON CONFLICT DO NOTHING",

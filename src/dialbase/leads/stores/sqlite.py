@@ -45,7 +45,7 @@ SELECT 1 FROM dnc_entries
 WHERE account_id = (SELECT account_id FROM campaigns WHERE id = ?) AND number = ?
   AND (expires_at IS NULL OR expires_at > ?)
 """
-_LEAD_SQL = (
+LEAD_SQL = (
     "INSERT INTO leads (campaign_id, phone_number, phone_e164, time_zones, name, priority,"
     " expires_at, agent_id, skill, extra, status, attempts, due_at, created_at)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?)"
@@ -88,7 +88,7 @@ def _write_in_transaction(conn: sqlite3.Connection, batch: Sequence[NewLead]) ->
     if any(lead.webhooks for lead in stored):
         _insert_with_events(conn, stored, now)
     else:  # no webhook anywhere in the batch: the leads in one executemany, as ever
-        conn.executemany(_LEAD_SQL, [_lead_row(lead, now) for lead in stored])
+        conn.executemany(LEAD_SQL, [lead_row(lead, now) for lead in stored])
     conn.executemany(_ZONES_SQL, sorted({(lead.campaign_id, lead.time_zones) for lead in stored}))
     for lead, result in stored_actions(batch, results):
         running = 1 if lead.action == "start" else 0
@@ -100,7 +100,8 @@ def _write_in_transaction(conn: sqlite3.Connection, batch: Sequence[NewLead]) ->
     return results
 
 
-def _lead_row(lead: NewLead, now: str) -> tuple[object, ...]:
+def lead_row(lead: NewLead, now: str) -> tuple[object, ...]:
+    """``LEAD_SQL``'s parameters for a new lead (``now``: ``db.sqlite_instant`` text)."""
     return (
         lead.campaign_id,
         lead.phone_number,
@@ -123,7 +124,7 @@ def _insert_with_events(conn: sqlite3.Connection, stored: Sequence[NewLead], now
     The leads' ids are consecutive and end at ``last_insert_rowid()``: ``leads.id`` is a
     rowid without AUTOINCREMENT, so each insert takes the largest id plus one, and this
     transaction holds the file's write lock."""
-    conn.executemany(_LEAD_SQL, [_lead_row(lead, now) for lead in stored])
+    conn.executemany(LEAD_SQL, [lead_row(lead, now) for lead in stored])
     last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
     first = last - len(stored) + 1
     kind = EventType.LEAD_ADDED.value
