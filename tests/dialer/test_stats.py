@@ -3,6 +3,7 @@ queue would settle them, without writing, so polling them never takes SQLite's w
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from datetime import datetime, timedelta
@@ -113,9 +114,13 @@ async def test_stats_answer_while_another_connection_holds_the_write_lock(backen
     async with app.lifespan(), client_for_app(app) as client:
         await running_campaign(app.services.sessionmaker)
         await add_leads(app.services.sessionmaker, *_leads())
-        holder = sqlite3.connect(sqlite_path(backend.database_url), isolation_level=None)
+        holder = sqlite3.connect(
+            sqlite_path(backend.database_url), isolation_level=None, check_same_thread=False
+        )
         try:
-            holder.execute("BEGIN IMMEDIATE")
+            # Off the event loop: a background task's transaction in flight (the app's
+            # runners) must be able to commit while this waits for the lock.
+            await asyncio.to_thread(holder.execute, "BEGIN IMMEDIATE")
             started = time.monotonic()
             body = await stats(client)
             assert time.monotonic() - started < busy_ms / 1000 * 0.75

@@ -72,8 +72,11 @@ async def test_a_commit_that_cannot_happen_never_answers_success(tmp_path, sqlit
         sessions = app.services.sessionmaker
         await make_account(sessions)
         await make_campaign(sessions)
-        blocker = sqlite3.connect(sqlite_path(backend.database_url), isolation_level=None)
-        blocker.execute("BEGIN EXCLUSIVE")
+        blocker = sqlite3.connect(
+            sqlite_path(backend.database_url), isolation_level=None, check_same_thread=False
+        )
+        # Off the event loop: the app's background transactions can commit meanwhile.
+        await asyncio.to_thread(blocker.execute, "BEGIN EXCLUSIVE")
         try:
             response = await client.post("/ca_apis/AddCampaignData", json=body())
         finally:

@@ -196,12 +196,12 @@ class WebhookDispatcher:
         """Delete delivered and failed events older than ``DIALBASE_WEBHOOK_KEEP_DAYS``
         (pending ones are never deleted); how many."""
         cutoff = (now or utcnow()) - timedelta(days=self._settings.webhook_keep_days)
+        old = (WebhookEvent.status != PENDING, WebhookEvent.created_at < cutoff)
+        async with self._sessionmaker() as session:  # no write lock when nothing is due
+            if not await session.scalar(select(exists().where(*old))):
+                return 0
         async with session_scope(self._sessionmaker) as session:
-            result = await session.execute(
-                delete(WebhookEvent).where(
-                    WebhookEvent.status != PENDING, WebhookEvent.created_at < cutoff
-                )
-            )
+            result = await session.execute(delete(WebhookEvent).where(*old))
         return int(result.rowcount)  # type: ignore[attr-defined]
 
     async def _claim(self) -> list[Claimed]:
